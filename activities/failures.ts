@@ -1,0 +1,22 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import { ERROR_TYPES, type ErrorType } from '../schemas/error-types.js';
+import { InputValidationError, parseOrThrow } from '../schemas/validation.js';
+import type { z } from 'zod';
+
+/** An `ApplicationFailure` whose type comes from the shared list and whose retryability follows it. */
+export function typedFailure(type: ErrorType, message: string, ...details: unknown[]): ApplicationFailure {
+  return ApplicationFailure.create({ type, message, nonRetryable: !ERROR_TYPES[type].retryable, details });
+}
+
+/**
+ * Validates an activity input on entry. A bad input is a permanent `InvalidInput` failure naming every field, so
+ * the workflow sees it at once instead of after a retry storm.
+ */
+export function validateActivityInput<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
+  try {
+    return parseOrThrow(schema, value, what);
+  } catch (err) {
+    if (err instanceof InputValidationError) throw typedFailure('InvalidInput', err.message, err.problems);
+    throw err;
+  }
+}

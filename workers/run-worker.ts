@@ -1,0 +1,89 @@
+import os from 'node:os';
+import type { Worker } from '@temporalio/worker';
+import { createCodecFromEnv, dataConverterFor } from '../client/codec.js';
+import { connectWorkerConnection, type ConnectionOverrides } from '../client/connection.js';
+import { sluiceEnv } from '../lib/config.js';
+import { createLogger } from '../lib/observability/logger.js';
+import type { StackConfig } from '../schemas/stack-config.js';
+import { createCpuWorker, createGpuHostWorkers } from './pool-workers.js';
+import { installWorkerRuntime } from './runtime.js';
+import { workflowSource } from './workflow-bundle.js';
+
+export interface WorkerProcessOptions {
+  pool: 'cpu' | 'gpu';
+  /** GPU host name. @default SLUICE_GPU_HOST, then the first host in temporal-dev.yml, then os.hostname() */
+  host?: string;
+  config: StackConfig;
+  connection?: ConnectionOverrides;
+  /** Prebuilt workflow bundle. @default SLUICE_WORKFLOW_BUNDLE */
+  bundlePath?: string;
+  /** Overrides the pool's metricsPort from the config (`null` = off). */
+  metricsPort?: number | null;
+}
+
+/**
+ * Runs one worker process of a pool until SIGINT/SIGTERM, then shuts down gracefully: pollers stop at once and
+ * in-flight activities get the pool's `shutdownGraceTime` to finish.
+ */
+export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void> {
+  const pool = opts.config.workers[opts.pool];
+  const base = sluiceEnv.taskQueueOverride ?? opts.config.workers.cpu.taskQueue;
+  const gpuHost =
+    opts.pool === 'gpu'
+      ? (opts.host ?? sluiceEnv.gpuHost ?? opts.config.workers.gpu.hosts[0]?.name ?? os.hostname())
+      : undefined;
+  const logger = createLogger(gpuHost ? `worker-gpu@${gpuHost}` : 'worker-cpu', sluiceEnv.logLevel);
+  const runtime = await installWorkerRuntime({
+    logger,
+    logLevel: sluiceEnv.logLevel,
+    metricsPort: opts.metricsPort !== undefined ? opts.metricsPort : pool.metricsPort,
+  });
+  const { connection, namespace, address } = await connectWorkerConnection({
+    namespace: opts.config.server.namespace,
+    ...opts.connection,
+  });
+  const dataConverter = dataConverterFor(createCodecFromEnv(sluiceEnv));
+  let workers: Worker[];
+  if (opts.pool === 'cpu') {
+    const cpu = opts.config.workers.cpu;
+    workers = [
+      await createCpuWorker({
+        connection,
+        namespace,
+        baseTaskQueue: base,
+        workflows: workflowSource(opts.bundlePath ?? sluiceEnv.workflowBundle),
+        maxConcurrentActivities: cpu.maxConcurrentActivities,
+        maxConcurrentWorkflowTasks: cpu.maxConcurrentWorkflowTasks,
+        shutdownGraceTime: cpu.shutdownGraceTime as `${number}s`,
+        dataConverter,
+      }),
+    ];
+  } else {
+    const hostConfig = opts.config.workers.gpu.hosts.find((h) => h.name === gpuHost);
+    workers = await createGpuHostWorkers({
+      connection,
+      namespace,
+      baseTaskQueue: base,
+      host: gpuHost!,
+      slots: hostConfig?.slots ?? 1,
+      shutdownGraceTime: opts.config.workers.gpu.shutdownGraceTime as `${number}s`,
+      dataConverter,
+    });
+  }
+
+  const queues = workers.map((w) => w.options.taskQueue);
+  logger.info({ pool: opts.pool, host: gpuHost, address, namespace, queues, metrics: runtime.metricsUrl }, 'worker started');
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'shutting down: no new tasks, in-flight activities finish');
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  try {
+    await Promise.all(workers.map((w) => w.run()));
+  } finally {
+    await connection.close();
+    await runtime.close();
+    logger.info('worker stopped');
+  }
+}

@@ -1,0 +1,3 @@
+// The only workflowsPath: every exported function here is a workflow type.
+export { activityFanOut } from './activity-fan-out.js';
+export { poolCheck } from './pool-check.js';
