@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { z } from 'zod';
 import { ActivityFanOutInput, PoolCheckInput } from '../schemas/platform.js';
 import { SearchAttributes } from '../schemas/search-attributes.js';
@@ -79,7 +79,7 @@ export async function startPipeline(
   name: string,
   input: unknown,
   opts: StartPipelineOptions = {},
-): Promise<WorkflowHandle> {
+): Promise<WorkflowHandleWithFirstExecutionRunId> {
   const pipeline = getPipeline(name);
   const parsed = parseOrThrow(pipeline.input, input, `input of pipeline "${name}"`);
   return client.workflow.start(pipeline.workflowType, {
@@ -93,7 +93,7 @@ export async function startPipeline(
 
 /** Typed helper: starts the platform check. */
 export function startPoolCheck(client: Client, input: z.input<typeof PoolCheckInput>, opts?: StartPipelineOptions) {
-  return startPipeline(client, 'pool-check', input, opts) as Promise<WorkflowHandle<typeof workflows.poolCheck>>;
+  return startPipeline(client, 'pool-check', input, opts) as Promise<WorkflowHandleWithFirstExecutionRunId<typeof workflows.poolCheck>>;
 }
 
 /** Typed helper: starts the orchestration-overhead benchmark workflow. */
@@ -102,5 +102,5 @@ export function startActivityFanOut(
   input: z.input<typeof ActivityFanOutInput>,
   opts?: StartPipelineOptions,
 ) {
-  return startPipeline(client, 'activity-fan-out', input, opts) as Promise<WorkflowHandle<typeof workflows.activityFanOut>>;
+  return startPipeline(client, 'activity-fan-out', input, opts) as Promise<WorkflowHandleWithFirstExecutionRunId<typeof workflows.activityFanOut>>;
 }

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
  * | `SLUICE_LOG_LEVEL` | `trace`…`fatal` | `info` |
  * | `SLUICE_CODEC_KEYS` | `id:base64key[,id:base64key…]`, 32-byte AES keys | none (codec off) |
  * | `SLUICE_CODEC_KEY_ID` | which key encrypts new payloads; setting it turns the codec on | none |
+ * | `SLUICE_CODEC_AUTH_TOKEN` | bearer token the codec server requires | none |
  * | `TEMPORAL_CLI_PATH` | the `temporal` binary | `.tools/venv/bin/temporal`, then PATH |
  * | `SLUICE_S3PROXY_JAR` | the s3proxy jar | `.tools/s3proxy/…jar` |
  * | `SLUICE_WORKFLOW_BUNDLE` | a prebuilt workflow bundle for the cpu workers | none: bundle from source at start |
@@ -35,6 +36,7 @@ export interface SluiceEnv {
   logLevel: LogLevel;
   codecKeys: string | undefined;
   codecKeyId: string | undefined;
+  codecAuthToken: string | undefined;
   temporalCliPath: string | undefined;
   s3proxyJar: string | undefined;
   workflowBundle: string | undefined;
@@ -58,6 +60,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): SluiceEnv {
     logLevel: level as LogLevel,
     codecKeys: nonEmpty(env.SLUICE_CODEC_KEYS),
     codecKeyId: nonEmpty(env.SLUICE_CODEC_KEY_ID),
+    codecAuthToken: nonEmpty(env.SLUICE_CODEC_AUTH_TOKEN),
     temporalCliPath: nonEmpty(env.TEMPORAL_CLI_PATH),
     s3proxyJar: nonEmpty(env.SLUICE_S3PROXY_JAR),
     workflowBundle: nonEmpty(env.SLUICE_WORKFLOW_BUNDLE),

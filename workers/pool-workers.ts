@@ -38,8 +38,9 @@ export async function createCpuWorker(opts: CpuWorkerOptions): Promise<Worker> {
     maxConcurrentWorkflowTaskExecutions: opts.maxConcurrentWorkflowTasks ?? 40,
     shutdownGraceTime: opts.shutdownGraceTime ?? '30s',
     interceptors: { activity: [activityMetricsInterceptor] },
-    dataConverter: opts.dataConverter,
-    identity: opts.identity,
+    // Passing `identity: undefined` explicitly trips the native bridge; omit it to get the SDK default.
+    ...(opts.identity ? { identity: opts.identity } : {}),
+    ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
   });
 }
 
@@ -64,7 +65,7 @@ export async function createGpuHostWorkers(opts: GpuWorkerOptions): Promise<Work
     activities,
     shutdownGraceTime: opts.shutdownGraceTime ?? '30s',
     interceptors: { activity: [activityMetricsInterceptor] },
-    dataConverter: opts.dataConverter,
+    ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
     identity: opts.identity ?? `${process.pid}@${opts.host}`,
   } satisfies Partial<WorkerOptions>;
   return Promise.all([

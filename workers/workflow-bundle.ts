@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { REPO_ROOT } from '../lib/config.js';
 
 /** The only workflowsPath. */
@@ -26,7 +26,7 @@ export function workflowSource(bundlePath?: string): WorkflowSource {
 
 /** Bundles `workflows/index.ts` in memory. */
 export async function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, ignoreModules: [] });
+  return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
 }
 
 /** Bundles the workflows to a file for production worker starts; returns the path. */

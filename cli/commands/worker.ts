@@ -1,0 +1,33 @@
+import type { Command } from 'commander';
+import { runWorkerProcess } from '../../workers/run-worker.js';
+import { connectionOverrides, globals, stackConfig } from '../context.js';
+
+export function registerWorker(program: Command): void {
+  program
+    .command('worker')
+    .description('run one worker process of a pool until Ctrl-C (graceful shutdown)')
+    .requiredOption('--pool <pool>', 'cpu | gpu')
+    .option('--host <name>', 'GPU host name (gpu pool); polls sluice-gpu and sluice-gpu@<name>')
+    .option('--bundle <file>', 'prebuilt workflow bundle (cpu pool; default SLUICE_WORKFLOW_BUNDLE, else bundle at start)')
+    .option('--metrics-port <port>', 'Prometheus port, or "off" (default from temporal-dev.yml)')
+    .action(async (opts: { pool: string; host?: string; bundle?: string; metricsPort?: string }, cmd: Command) => {
+      if (opts.pool !== 'cpu' && opts.pool !== 'gpu') throw new Error(`--pool must be "cpu" or "gpu", not "${opts.pool}"`);
+      const g = globals(cmd);
+      const config = stackConfig(g);
+      let metricsPort: number | null | undefined;
+      if (opts.metricsPort !== undefined) {
+        metricsPort = opts.metricsPort === 'off' ? null : Number(opts.metricsPort);
+        if (metricsPort !== null && !(Number.isInteger(metricsPort) && metricsPort > 0 && metricsPort < 65536)) {
+          throw new Error(`--metrics-port must be a port number or "off", not "${opts.metricsPort}"`);
+        }
+      }
+      await runWorkerProcess({
+        pool: opts.pool,
+        host: opts.host,
+        config,
+        connection: connectionOverrides(g, config),
+        bundlePath: opts.bundle,
+        metricsPort,
+      });
+    });
+}
