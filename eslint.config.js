@@ -7,7 +7,17 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = builtinModules.flatMap((m) => [m, `node:${m}`]);
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.tools/**', '.sluice/**', 'dist/**', 'test/histories/**', 'bench/results/**'] },
+  {
+    ignores: [
+      'scratch/**',
+      'node_modules/**',
+      '.tools/**',
+      '.sluice/**',
+      'dist/**',
+      'test/histories/**',
+      'bench/results/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -52,7 +62,10 @@ export default tseslint.config(
       ],
       'no-restricted-syntax': [
         'error',
-        { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'No wall-clock time in workflows.' },
+        {
+          selector: "NewExpression[callee.name='Date'][arguments.length=0]",
+          message: 'No wall-clock time in workflows.',
+        },
       ],
     },
   },

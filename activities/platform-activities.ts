@@ -20,7 +20,7 @@ export function createPlatformActivities(_deps: PlatformActivityDeps = {}) {
       const info = activityInfo();
       const previous = info.heartbeatDetails as { unitsDone?: number } | undefined;
       const resumedFrom = Math.min(previous?.unitsDone ?? 0, units);
-      for (let done = resumedFrom; done < units; ) {
+      for (let done = resumedFrom; done < units;) {
         await sleep(unitMs);
         done += 1;
         heartbeat({ unitsDone: done });

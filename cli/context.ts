@@ -16,7 +16,10 @@ export interface GlobalOptions {
 /** Adds the global options to the root program. */
 export function addGlobalOptions(program: Command): Command {
   return program
-    .option('--address <host:port>', 'Temporal frontend address (default: TEMPORAL_ADDRESS, the profile, localhost:7233)')
+    .option(
+      '--address <host:port>',
+      'Temporal frontend address (default: TEMPORAL_ADDRESS, the profile, localhost:7233)',
+    )
     .option('--namespace <name>', 'Temporal namespace (default: TEMPORAL_NAMESPACE, the profile, temporal-dev.yml)')
     .option('--profile <name>', 'profile in temporal.toml (default: TEMPORAL_PROFILE or "default")')
     .option('--config <file>', 'stack description (default: SLUICE_CONFIG or ./temporal-dev.yml)');

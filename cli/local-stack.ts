@@ -44,7 +44,8 @@ export async function waitForPollers(
         taskQueueType: q.type === 'workflow' ? T.TASK_QUEUE_TYPE_WORKFLOW : T.TASK_QUEUE_TYPE_ACTIVITY,
       });
       if ((res.pollers?.length ?? 0) > 0) break;
-      if (Date.now() > deadline) throw new Error(`no worker is polling ${q.type} tasks on "${q.name}" after ${timeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new Error(`no worker is polling ${q.type} tasks on "${q.name}" after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 250));
     }
   }
@@ -98,16 +99,26 @@ export async function startLocalStack(
     const { cpu, gpu } = config.workers;
     for (let i = 0; i < cpu.processes; i++) {
       const port = cpu.metricsPort === null ? 'off' : String(cpu.metricsPort + i);
-      workers.push(startProcess(`worker-cpu-${i}`, process.execPath, [bin, 'worker', '--pool', 'cpu', '--metrics-port', port], { logDir, env }));
+      workers.push(
+        startProcess(`worker-cpu-${i}`, process.execPath, [bin, 'worker', '--pool', 'cpu', '--metrics-port', port], {
+          logDir,
+          env,
+        }),
+      );
       if (port !== 'off') metricsUrls.push(`http://127.0.0.1:${port}/metrics`);
     }
     gpu.hosts.forEach((host, i) => {
       const port = gpu.metricsPort === null ? 'off' : String(gpu.metricsPort + i);
       workers.push(
-        startProcess(`worker-gpu-${host.name}`, process.execPath, [bin, 'worker', '--pool', 'gpu', '--host', host.name, '--metrics-port', port], {
-          logDir,
-          env,
-        }),
+        startProcess(
+          `worker-gpu-${host.name}`,
+          process.execPath,
+          [bin, 'worker', '--pool', 'gpu', '--host', host.name, '--metrics-port', port],
+          {
+            logDir,
+            env,
+          },
+        ),
       );
       if (port !== 'off') metricsUrls.push(`http://127.0.0.1:${port}/metrics`);
     });
@@ -130,10 +141,10 @@ export async function waitForStackWorkers(stack: LocalStack, client: Client, con
       { name: q.gpuHost(h.name), type: 'activity' as const },
     ]),
   ];
-  const died = Promise.race(
-    stack.workers.map((w) => w.exited.then(async (e) => ({ w, e }))),
-  ).then(async ({ w, e }) => {
-    throw new Error(`worker ${w.name} exited (${e.code ?? e.signal}); its log ${w.logFile} ends:\n${await tailLog(w.logFile)}`);
+  const died = Promise.race(stack.workers.map((w) => w.exited.then(async (e) => ({ w, e })))).then(async ({ w, e }) => {
+    throw new Error(
+      `worker ${w.name} exited (${e.code ?? e.signal}); its log ${w.logFile} ends:\n${await tailLog(w.logFile)}`,
+    );
   });
   await Promise.race([waitForPollers(client, queues, 120_000), died]);
   died.catch(() => undefined);

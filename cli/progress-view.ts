@@ -21,7 +21,10 @@ function isClosed(status: string): boolean {
 export async function watchProgress(handle: WorkflowHandle, intervalMs = 500): Promise<string> {
   const tty = process.stdout.isTTY;
   const bar = tty
-    ? new SingleBar({ format: ' {bar} {percentage}% | {value}/{total} {unit} | {phase} {detail}', hideCursor: true }, Presets.shades_classic)
+    ? new SingleBar(
+        { format: ' {bar} {percentage}% | {value}/{total} {unit} | {phase} {detail}', hideCursor: true },
+        Presets.shades_classic,
+      )
     : undefined;
   let started = false;
   let lastLine = '';
@@ -41,7 +44,8 @@ export async function watchProgress(handle: WorkflowHandle, intervalMs = 500): P
         bar.update(progress.done, payload);
         started = true;
       } else {
-        const line = `${progress.phase}: ${progress.done}/${progress.total} ${progress.unit} ${progress.detail ?? ''}`.trim();
+        const line =
+          `${progress.phase}: ${progress.done}/${progress.total} ${progress.unit} ${progress.detail ?? ''}`.trim();
         if (line !== lastLine) console.log(line);
         lastLine = line;
       }

@@ -57,7 +57,12 @@ export async function connectClient(
   } catch (err) {
     throw unreachable(connectionOptions.address, namespace, err);
   }
-  return { client: new Client({ connection, namespace, dataConverter }), connection, namespace, address: connectionOptions.address };
+  return {
+    client: new Client({ connection, namespace, dataConverter }),
+    connection,
+    namespace,
+    address: connectionOptions.address,
+  };
 }
 
 /** Connects the native (Rust core) connection that Workers use. */

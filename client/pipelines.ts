@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { z } from 'zod';
 import { ActivityFanOutInput, PoolCheckInput } from '../schemas/platform.js';
 import { SearchAttributes } from '../schemas/search-attributes.js';
@@ -52,7 +52,9 @@ export const PIPELINE_NAMES = Object.keys(pipelines) as PipelineName[];
 export class UnknownPipelineError extends Error {
   override readonly name = 'UnknownPipelineError';
   constructor(readonly requested: string) {
-    super(`unknown pipeline "${requested}"; known pipelines:\n${PIPELINE_NAMES.map((n) => `  ${n.padEnd(18)} ${pipelines[n].description}`).join('\n')}`);
+    super(
+      `unknown pipeline "${requested}"; known pipelines:\n${PIPELINE_NAMES.map((n) => `  ${n.padEnd(18)} ${pipelines[n].description}`).join('\n')}`,
+    );
   }
 }
 
@@ -93,7 +95,9 @@ export async function startPipeline(
 
 /** Typed helper: starts the platform check. */
 export function startPoolCheck(client: Client, input: z.input<typeof PoolCheckInput>, opts?: StartPipelineOptions) {
-  return startPipeline(client, 'pool-check', input, opts) as Promise<WorkflowHandleWithFirstExecutionRunId<typeof workflows.poolCheck>>;
+  return startPipeline(client, 'pool-check', input, opts) as Promise<
+    WorkflowHandleWithFirstExecutionRunId<typeof workflows.poolCheck>
+  >;
 }
 
 /** Typed helper: starts the orchestration-overhead benchmark workflow. */
@@ -102,5 +106,7 @@ export function startActivityFanOut(
   input: z.input<typeof ActivityFanOutInput>,
   opts?: StartPipelineOptions,
 ) {
-  return startPipeline(client, 'activity-fan-out', input, opts) as Promise<WorkflowHandleWithFirstExecutionRunId<typeof workflows.activityFanOut>>;
+  return startPipeline(client, 'activity-fan-out', input, opts) as Promise<
+    WorkflowHandleWithFirstExecutionRunId<typeof workflows.activityFanOut>
+  >;
 }

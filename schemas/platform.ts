@@ -54,7 +54,10 @@ export const PoolCheckInput = z.strictObject({
   /** How long each GPU step holds its slot. @default 0 */
   holdMs: z.number().int().min(0).max(600_000).default(0),
   /** How long a pinned step may wait for its host before the host is declared gone. @default 10s */
-  hostScheduleToStartTimeout: z.string().regex(/^\d+(ms|s|m)$/).default('10s'),
+  hostScheduleToStartTimeout: z
+    .string()
+    .regex(/^\d+(ms|s|m)$/)
+    .default('10s'),
 });
 export type PoolCheckInput = z.input<typeof PoolCheckInput>;
 

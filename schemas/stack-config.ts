@@ -6,9 +6,7 @@ import { z } from 'zod';
  */
 
 const Port = z.number().int().min(1).max(65535);
-const Duration = z
-  .string()
-  .regex(/^\d+(ms|s|m|h|d)$/, 'a duration such as "500ms", "30s", "5m", "1h" or "1d"');
+const Duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'a duration such as "500ms", "30s", "5m", "1h" or "1d"');
 const Identifier = z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/, 'letters, digits, "_" or "-", starting with a letter');
 
 const SearchAttributeTypeName = z.enum(['Text', 'Keyword', 'Int', 'Double', 'Bool', 'Datetime', 'KeywordList']);
@@ -63,7 +61,14 @@ export const GpuPoolConfig = z.strictObject({
   metricsPort: Port.nullable().default(9474),
 });
 
-export const OverlapPolicyName = z.enum(['SKIP', 'BUFFER_ONE', 'BUFFER_ALL', 'CANCEL_OTHER', 'TERMINATE_OTHER', 'ALLOW_ALL']);
+export const OverlapPolicyName = z.enum([
+  'SKIP',
+  'BUFFER_ONE',
+  'BUFFER_ALL',
+  'CANCEL_OTHER',
+  'TERMINATE_OTHER',
+  'ALLOW_ALL',
+]);
 
 export const ScheduleSpecConfig = z
   .strictObject({
@@ -103,7 +108,10 @@ export const CatalogConfig = z.discriminatedUnion('type', [
 
 export const DefaultsConfig = z.strictObject({
   /** Warehouse root for Iceberg tables: `file://…` or `s3://bucket/prefix`. */
-  warehouse: z.string().regex(/^(file|s3):\/\//, 'a file:// or s3:// URI').default('file://.sluice/warehouse'),
+  warehouse: z
+    .string()
+    .regex(/^(file|s3):\/\//, 'a file:// or s3:// URI')
+    .default('file://.sluice/warehouse'),
   /** Iceberg catalog name, shared with pyiceberg and Spark. @default sluice */
   catalogName: Identifier.default('sluice'),
   catalog: CatalogConfig.default({ type: 'sqlite', path: '.sluice/catalog.db' }),

@@ -72,7 +72,10 @@ export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void
   }
 
   const queues = workers.map((w) => w.options.taskQueue);
-  logger.info({ pool: opts.pool, host: gpuHost, address, namespace, queues, metrics: runtime.metricsUrl }, 'worker started');
+  logger.info(
+    { pool: opts.pool, host: gpuHost, address, namespace, queues, metrics: runtime.metricsUrl },
+    'worker started',
+  );
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down: no new tasks, in-flight activities finish');
     for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();

@@ -61,7 +61,16 @@ export async function installWorkerRuntime(opts: WorkerRuntimeOptions): Promise<
   Runtime.install({
     logger: new DefaultLogger(TEMPORAL_LEVEL[opts.logLevel], (entry: LogEntry) => {
       const { level, message, meta } = entry;
-      const fn = level === 'TRACE' ? 'trace' : level === 'DEBUG' ? 'debug' : level === 'INFO' ? 'info' : level === 'WARN' ? 'warn' : 'error';
+      const fn =
+        level === 'TRACE'
+          ? 'trace'
+          : level === 'DEBUG'
+            ? 'debug'
+            : level === 'INFO'
+              ? 'info'
+              : level === 'WARN'
+                ? 'warn'
+                : 'error';
       opts.logger[fn]({ ...meta, temporal: true }, message);
     }),
     telemetryOptions: {
@@ -91,7 +100,11 @@ export async function installWorkerRuntime(opts: WorkerRuntimeOptions): Promise<
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) =>
-      reject(new Error(`metrics port ${host}:${opts.metricsPort} is not free (${err.message}); set another metricsPort in temporal-dev.yml`)),
+      reject(
+        new Error(
+          `metrics port ${host}:${opts.metricsPort} is not free (${err.message}); set another metricsPort in temporal-dev.yml`,
+        ),
+      ),
     );
     server.listen(opts.metricsPort ?? 0, host, () => resolve());
   });

@@ -10,7 +10,8 @@ export const WORKFLOWS_PATH = path.join(REPO_ROOT, 'workflows/index.ts');
 export const DEFAULT_BUNDLE_PATH = path.join(REPO_ROOT, 'dist/workflow-bundle.cjs');
 
 /** How a Worker gets its workflow code: a prebuilt file (production) or the sources (development). */
-export type WorkflowSource = { workflowBundle: { codePath: string } } | { workflowsPath: string } | { workflowBundle: { code: string } };
+export type WorkflowSource =
+  { workflowBundle: { codePath: string } } | { workflowsPath: string } | { workflowBundle: { code: string } };
 
 /**
  * A prebuilt bundle when one is named (or `preferBundle` and the default one exists), else the sources, which the
@@ -18,7 +19,8 @@ export type WorkflowSource = { workflowBundle: { codePath: string } } | { workfl
  */
 export function workflowSource(bundlePath?: string): WorkflowSource {
   if (bundlePath) {
-    if (!existsSync(bundlePath)) throw new Error(`workflow bundle ${bundlePath} does not exist; run \`npm run sluice -- bundle\``);
+    if (!existsSync(bundlePath))
+      throw new Error(`workflow bundle ${bundlePath} does not exist; run \`npm run sluice -- bundle\``);
     return { workflowBundle: { codePath: bundlePath } };
   }
   return { workflowsPath: WORKFLOWS_PATH };

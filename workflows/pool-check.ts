@@ -22,7 +22,12 @@ const { cpuWork } = proxyActivities<PlatformActivities>({
  */
 export async function poolCheck(rawInput: PoolCheckInput): Promise<PoolCheckResult> {
   const input = parseWorkflowInput(PoolCheckInput, rawInput, 'poolCheck input');
-  const progress: Progress = { phase: 'cpu-fan-out', done: 0, total: input.cpuActivities + input.gpuSteps, unit: 'steps' };
+  const progress: Progress = {
+    phase: 'cpu-fan-out',
+    done: 0,
+    total: input.cpuActivities + input.gpuSteps,
+    unit: 'steps',
+  };
   setHandler(progressQuery, () => progress);
   upsertSearchAttributes([
     { key: SearchAttributes.pipeline, value: 'pool-check' },

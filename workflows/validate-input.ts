@@ -12,7 +12,12 @@ export function parseWorkflowInput<S extends z.ZodType>(schema: S, input: unknow
     return parseOrThrow(schema, input, what);
   } catch (err) {
     if (err instanceof InputValidationError) {
-      throw ApplicationFailure.create({ type: 'InvalidInput', nonRetryable: true, message: err.message, details: [err.problems] });
+      throw ApplicationFailure.create({
+        type: 'InvalidInput',
+        nonRetryable: true,
+        message: err.message,
+        details: [err.problems],
+      });
     }
     throw err;
   }

@@ -60,7 +60,9 @@ export function registerDemo(program: Command): void {
           const seconds = ((Date.now() - started) / 1000).toFixed(1);
           const link = uiWorkflowUrl(config, namespace, handle.workflowId) ?? handle.workflowId;
           if (status === 'COMPLETED') {
-            rows.push(`  ✓ ${run.pipeline.padEnd(18)} ${seconds.padStart(6)} s  ${run.summarize(await handle.result())}\n      ${link}`);
+            rows.push(
+              `  ✓ ${run.pipeline.padEnd(18)} ${seconds.padStart(6)} s  ${run.summarize(await handle.result())}\n      ${link}`,
+            );
           } else {
             failed += 1;
             rows.push(`  ✗ ${run.pipeline.padEnd(18)} ${seconds.padStart(6)} s  ${status}\n      ${link}`);

@@ -13,7 +13,8 @@ export function registerLs(program: Command): void {
       const g = globals(cmd);
       const config = stackConfig(g);
       const limit = Number(opts.limit);
-      if (!Number.isInteger(limit) || limit < 1) throw new Error(`--limit must be a positive integer, not "${opts.limit}"`);
+      if (!Number.isInteger(limit) || limit < 1)
+        throw new Error(`--limit must be a positive integer, not "${opts.limit}"`);
       const name = SearchAttributes.pipeline.name;
       const query = opts.pipeline ? `${name} = '${getPipeline(opts.pipeline).name}'` : `${name} IS NOT NULL`;
       const { client, connection } = await clientFor(g, config);
@@ -22,7 +23,9 @@ export function registerLs(program: Command): void {
         console.log(`${'WORKFLOW ID'.padEnd(56)} ${'PIPELINE'.padEnd(18)} ${'STATUS'.padEnd(11)} STARTED`);
         for await (const wf of client.workflow.list({ query, pageSize: limit })) {
           const pipeline = wf.typedSearchAttributes.get(SearchAttributes.pipeline) ?? '';
-          console.log(`${wf.workflowId.padEnd(56)} ${pipeline.padEnd(18)} ${wf.status.name.padEnd(11)} ${wf.startTime.toISOString()}`);
+          console.log(
+            `${wf.workflowId.padEnd(56)} ${pipeline.padEnd(18)} ${wf.status.name.padEnd(11)} ${wf.startTime.toISOString()}`,
+          );
           if (++n >= limit) break;
         }
         if (n === 0) console.log('(no runs)');

@@ -18,7 +18,10 @@ export function registerStart(program: Command): void {
       const input = readInputArgument(opts.input);
       const { client, connection, namespace } = await clientFor(g, config);
       try {
-        const handle = await startPipeline(client, name, input, { workflowId: opts.id, taskQueue: baseTaskQueue(config) });
+        const handle = await startPipeline(client, name, input, {
+          workflowId: opts.id,
+          taskQueue: baseTaskQueue(config),
+        });
         console.log(`started ${name}: ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
         const url = uiWorkflowUrl(config, namespace, handle.workflowId);
         if (url) console.log(`  ${url}`);

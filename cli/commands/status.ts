@@ -33,7 +33,9 @@ export function registerStatus(program: Command): void {
         }
         if (progress) {
           const pct = progress.total > 0 ? ` (${Math.round((100 * progress.done) / progress.total)}%)` : '';
-          console.log(`  ${progress.phase}: ${progress.done}/${progress.total} ${progress.unit}${pct} ${progress.detail ?? ''}`);
+          console.log(
+            `  ${progress.phase}: ${progress.done}/${progress.total} ${progress.unit}${pct} ${progress.detail ?? ''}`,
+          );
         }
       } finally {
         await connection.close();

@@ -24,7 +24,10 @@ export function registerUp(program: Command): void {
       const config = stackConfig(g);
       const say = (line: string) => console.log(`sluice up: ${line}`);
       const stack = await startLocalStack(config, { configPath, say });
-      const { client, connection } = await connectClient({ address: stack.server.address, namespace: config.server.namespace });
+      const { client, connection } = await connectClient({
+        address: stack.server.address,
+        namespace: config.server.namespace,
+      });
       try {
         await waitForStackWorkers(stack, client, config);
       } catch (err) {

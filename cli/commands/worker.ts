@@ -8,10 +8,14 @@ export function registerWorker(program: Command): void {
     .description('run one worker process of a pool until Ctrl-C (graceful shutdown)')
     .requiredOption('--pool <pool>', 'cpu | gpu')
     .option('--host <name>', 'GPU host name (gpu pool); polls sluice-gpu and sluice-gpu@<name>')
-    .option('--bundle <file>', 'prebuilt workflow bundle (cpu pool; default SLUICE_WORKFLOW_BUNDLE, else bundle at start)')
+    .option(
+      '--bundle <file>',
+      'prebuilt workflow bundle (cpu pool; default SLUICE_WORKFLOW_BUNDLE, else bundle at start)',
+    )
     .option('--metrics-port <port>', 'Prometheus port, or "off" (default from temporal-dev.yml)')
     .action(async (opts: { pool: string; host?: string; bundle?: string; metricsPort?: string }, cmd: Command) => {
-      if (opts.pool !== 'cpu' && opts.pool !== 'gpu') throw new Error(`--pool must be "cpu" or "gpu", not "${opts.pool}"`);
+      if (opts.pool !== 'cpu' && opts.pool !== 'gpu')
+        throw new Error(`--pool must be "cpu" or "gpu", not "${opts.pool}"`);
       const g = globals(cmd);
       const config = stackConfig(g);
       let metricsPort: number | null | undefined;

@@ -70,10 +70,24 @@ export async function startPostgresCluster(opts: PostgresClusterOptions = {}): P
     };
     appendFileSync(
       path.join(dataDir, 'postgresql.conf'),
-      '\n# sluice\n' + Object.entries(settings).map(([k, v]) => `${k} = ${v}\n`).join(''),
+      '\n# sluice\n' +
+        Object.entries(settings)
+          .map(([k, v]) => `${k} = ${v}\n`)
+          .join(''),
     );
   }
-  await exec('pg_ctl', ['-D', dataDir, '-w', '-t', '60', '-o', `-p ${port}`, '-l', path.join(dataDir, 'server.log'), 'start']);
+  await exec('pg_ctl', [
+    '-D',
+    dataDir,
+    '-w',
+    '-t',
+    '60',
+    '-o',
+    `-p ${port}`,
+    '-l',
+    path.join(dataDir, 'server.log'),
+    'start',
+  ]);
 
   return {
     host: '127.0.0.1',

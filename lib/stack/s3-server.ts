@@ -73,7 +73,9 @@ export async function startS3Server(opts: S3ServerOptions): Promise<S3Server> {
   }
   if (!healthy) {
     await proc.stop(1000);
-    throw new Error(`s3proxy did not start on ${endpoint} (${jar}); its log ${proc.logFile} ends:\n${await tailLog(proc.logFile)}`);
+    throw new Error(
+      `s3proxy did not start on ${endpoint} (${jar}); its log ${proc.logFile} ends:\n${await tailLog(proc.logFile)}`,
+    );
   }
   return {
     endpoint,

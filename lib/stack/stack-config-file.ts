@@ -23,7 +23,10 @@ export function parseStackConfig(text: string, file = 'temporal-dev.yml'): Stack
   if (doc.errors.length > 0) {
     throw new InputValidationError(
       file,
-      doc.errors.map((e) => ({ path: `line ${e.linePos?.[0]?.line ?? '?'}`, message: e.message.split('\n')[0] ?? e.message })),
+      doc.errors.map((e) => ({
+        path: `line ${e.linePos?.[0]?.line ?? '?'}`,
+        message: e.message.split('\n')[0] ?? e.message,
+      })),
     );
   }
   return parseOrThrow(StackConfig, doc.toJS() ?? {}, file);

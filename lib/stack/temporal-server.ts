@@ -67,10 +67,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
   if (opts.codecEndpoint) args.push('--ui-codec-endpoint', opts.codecEndpoint);
 
   const proc = startProcess(`temporal-${port}`, cli, args, { logDir: opts.logDir, env: process.env });
-  const up = await Promise.race([
-    waitForPort(ip, port, opts.startTimeoutMs ?? 60_000),
-    proc.exited.then(() => false),
-  ]);
+  const up = await Promise.race([waitForPort(ip, port, opts.startTimeoutMs ?? 60_000), proc.exited.then(() => false)]);
   if (!up) {
     await proc.stop(1000);
     throw new Error(

@@ -48,7 +48,8 @@ export function findPostgresBinDir(): string {
   const initdb = onPath('initdb');
   if (initdb) candidates.unshift(path.dirname(initdb));
   const dir = candidates.find((d) => existsSync(path.join(d, 'initdb')) && existsSync(path.join(d, 'pg_ctl')));
-  if (!dir) throw new ToolMissingError('PostgreSQL server programs (initdb, pg_ctl) were not found; run `npm run setup`');
+  if (!dir)
+    throw new ToolMissingError('PostgreSQL server programs (initdb, pg_ctl) were not found; run `npm run setup`');
   return dir;
 }
 
@@ -61,7 +62,9 @@ export function findS3ProxyJar(): string {
     return sluiceEnv.s3proxyJar;
   }
   const dir = path.join(REPO_ROOT, '.tools/s3proxy');
-  const jar = existsSync(dir) ? readdirSync(dir).find((f) => /^s3proxy-.*-jar-with-dependencies\.jar$/.test(f)) : undefined;
+  const jar = existsSync(dir)
+    ? readdirSync(dir).find((f) => /^s3proxy-.*-jar-with-dependencies\.jar$/.test(f))
+    : undefined;
   if (!jar) throw new ToolMissingError('the s3proxy jar was not found in .tools/s3proxy; run `npm run setup`');
   return path.join(dir, jar);
 }

@@ -33,7 +33,11 @@ describe('poolCheck on real workers', () => {
       slots: 2,
       shutdownGraceTime: '1s',
     });
-    const handle = await startPoolCheck(t.client, { cpuActivities: 6, unitsPerActivity: 3, gpuSteps: 3, matrixSize: 16 }, { taskQueue: base });
+    const handle = await startPoolCheck(
+      t.client,
+      { cpuActivities: 6, unitsPerActivity: 3, gpuSteps: 3, matrixSize: 16 },
+      { taskQueue: base },
+    );
     const all = Promise.all([cpu.run(), ...gpu.map((w) => w.run())]);
     try {
       const result = await handle.result();
@@ -52,7 +56,9 @@ describe('poolCheck on real workers', () => {
       expect(await described.staticSummary()).toContain('6 CPU activities');
       const listed = await eventually(
         async () => {
-          for await (const wf of t.client.workflow.list({ query: `SluicePipeline = 'pool-check' AND TaskQueue = '${base}'` })) {
+          for await (const wf of t.client.workflow.list({
+            query: `SluicePipeline = 'pool-check' AND TaskQueue = '${base}'`,
+          })) {
             return wf.workflowId;
           }
           return undefined;
@@ -95,8 +101,8 @@ describe('poolCheck on real workers', () => {
   });
 
   it('the typed client rejects a bad input before starting anything', async () => {
-    await expect(startPoolCheck(t.client, { cpuActivities: 5000 } as never, { taskQueue: uniqueQueue() })).rejects.toThrow(
-      /cpuActivities: Too big/,
-    );
+    await expect(
+      startPoolCheck(t.client, { cpuActivities: 5000 } as never, { taskQueue: uniqueQueue() }),
+    ).rejects.toThrow(/cpuActivities: Too big/);
   });
 });

@@ -35,13 +35,26 @@ describe('a dev server restarted on its database file', () => {
       return { connection, client: new Client({ connection, namespace: 'default' }) };
     };
 
-    let worker: ManagedProcess = spawnWorker('cpu-before', { pool: 'cpu', baseQueue: base, address: server.address, logDir });
+    let worker: ManagedProcess = spawnWorker('cpu-before', {
+      pool: 'cpu',
+      baseQueue: base,
+      address: server.address,
+      logDir,
+    });
     cleanups.push(() => worker.kill());
     let c = await connect();
     await waitForPollers(c.client, [{ name: q.cpu, type: 'activity' }], 60_000);
-    const handle = await startPoolCheck(c.client, { cpuActivities: 4, unitsPerActivity: 600, gpuSteps: 0 }, { taskQueue: base });
+    const handle = await startPoolCheck(
+      c.client,
+      { cpuActivities: 4, unitsPerActivity: 600, gpuSteps: 0 },
+      { taskQueue: base },
+    );
     const runId = handle.firstExecutionRunId;
-    await eventually(async () => ((await handle.describe()).raw.pendingActivities?.length ? true : undefined), 30_000, 'activities to start');
+    await eventually(
+      async () => ((await handle.describe()).raw.pendingActivities?.length ? true : undefined),
+      30_000,
+      'activities to start',
+    );
     await c.connection.close();
 
     // Stop everything mid-run; only the SQLite file carries the workflow across.

@@ -26,7 +26,11 @@ describe('a worker killed with SIGKILL during a running activity', () => {
     await waitForPollers(t.client, [{ name: q.cpu, type: 'activity' }], 60_000);
 
     // One long CPU activity: 1200 units of 5 ms, heartbeating after each unit.
-    const handle = await startPoolCheck(t.client, { cpuActivities: 1, unitsPerActivity: 1200, gpuSteps: 0 }, { taskQueue: base });
+    const handle = await startPoolCheck(
+      t.client,
+      { cpuActivities: 1, unitsPerActivity: 1200, gpuSteps: 0 },
+      { taskQueue: base },
+    );
     await eventually(
       async () => {
         const { raw } = await handle.describe();
@@ -52,7 +56,10 @@ describe('a worker killed with SIGKILL during a running activity', () => {
     const started = history.events?.filter((e) => e.activityTaskStartedEventAttributes) ?? [];
     expect(completed).toBeDefined();
     const payload = completed!.activityTaskCompletedEventAttributes!.result!.payloads![0]!;
-    const activityResult = JSON.parse(Buffer.from(payload.data!).toString('utf8')) as { resumedFrom: number; attempt: number };
+    const activityResult = JSON.parse(Buffer.from(payload.data!).toString('utf8')) as {
+      resumedFrom: number;
+      attempt: number;
+    };
     expect(activityResult.attempt).toBeGreaterThanOrEqual(2);
     expect(activityResult.resumedFrom).toBeGreaterThan(0);
     expect(Number(started.at(-1)?.activityTaskStartedEventAttributes?.attempt)).toBeGreaterThanOrEqual(2);
