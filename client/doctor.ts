@@ -100,7 +100,12 @@ export async function checkSearchAttributes(connection: Connection, namespace: s
     const response = await connection.operatorService.listSearchAttributes({ namespace });
     custom = response.customAttributes ?? {};
   } catch (err) {
-    return check(name, 'fail', `cannot list search attributes of "${namespace}": ${reasonOf(err)}`);
+    return check(
+      name,
+      'fail',
+      `cannot list search attributes of "${namespace}": ${reasonOf(err)}`,
+      'the operator API may be closed to this identity (Temporal Cloud: `tcld namespace search-attributes list`)',
+    );
   }
   const missing: string[] = [];
   const wrongType: string[] = [];

@@ -20,3 +20,5 @@ export { SearchAttributes } from '../schemas/search-attributes.js';
 export { taskQueues, TaskQueues } from '../schemas/task-queues.js';
 export { ERROR_TYPES, type ErrorType } from '../schemas/error-types.js';
 export * from '../schemas/platform.js';
+export { desiredSchedule, diffSchedules, syncSchedules } from './schedules.js';
+export { runDoctor, type DoctorCheck } from './doctor.js';
