@@ -35,7 +35,11 @@ export function writeResults(name: string, command: string, figures: Figure[], n
   const file = path.join(dir, `${name}.json`);
   writeFileSync(
     file,
-    JSON.stringify({ benchmark: name, date: new Date().toISOString(), command, machine: machineInfo(), figures, notes }, null, 2) + '\n',
+    JSON.stringify(
+      { benchmark: name, date: new Date().toISOString(), command, machine: machineInfo(), figures, notes },
+      null,
+      2,
+    ) + '\n',
   );
   return file;
 }

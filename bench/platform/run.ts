@@ -36,7 +36,10 @@ function ms(t: unknown): number {
 async function run(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
-  const server = await startTemporalDevServer({ logDir: dir, searchAttributes: devServerSearchAttributes(StackConfig.parse({})) });
+  const server = await startTemporalDevServer({
+    logDir: dir,
+    searchAttributes: devServerSearchAttributes(StackConfig.parse({})),
+  });
   const connection = await Connection.connect({ address: server.address });
   const native = await NativeConnection.connect({ address: server.address });
   const client = new Client({ connection, namespace: 'default' });
@@ -76,7 +79,9 @@ async function run(): Promise<void> {
           wfTaskWait.push(ms(e.eventTime) - wfTaskScheduled.get(sched)!);
         }
         if (e.workflowTaskCompletedEventAttributes) {
-          wfTaskRun.push(ms(e.eventTime) - wfTaskStarted.get(String(e.workflowTaskCompletedEventAttributes.startedEventId))!);
+          wfTaskRun.push(
+            ms(e.eventTime) - wfTaskStarted.get(String(e.workflowTaskCompletedEventAttributes.startedEventId))!,
+          );
         }
         if (e.activityTaskScheduledEventAttributes) {
           const t = ms(e.eventTime);
@@ -88,12 +93,54 @@ async function run(): Promise<void> {
         if (done) roundTrips.push(ms(e.eventTime) - scheduledAt.get(String(done.scheduledEventId))!);
       }
       figures.push(
-        { name: 'activity_round_trip_p50', value: quantile(roundTrips, 0.5), unit: 'ms', peer: null, ratio: null, goal: null },
-        { name: 'activity_round_trip_p95', value: quantile(roundTrips, 0.95), unit: 'ms', peer: null, ratio: null, goal: null },
-        { name: 'sequential_step_p50', value: quantile(stepTimes, 0.5), unit: 'ms', peer: null, ratio: null, goal: null },
-        { name: 'sequential_step_p95', value: quantile(stepTimes, 0.95), unit: 'ms', peer: null, ratio: null, goal: null },
-        { name: 'workflow_task_wait_p50', value: quantile(wfTaskWait, 0.5), unit: 'ms', peer: null, ratio: null, goal: null },
-        { name: 'workflow_task_run_p50', value: quantile(wfTaskRun, 0.5), unit: 'ms', peer: null, ratio: null, goal: null },
+        {
+          name: 'activity_round_trip_p50',
+          value: quantile(roundTrips, 0.5),
+          unit: 'ms',
+          peer: null,
+          ratio: null,
+          goal: null,
+        },
+        {
+          name: 'activity_round_trip_p95',
+          value: quantile(roundTrips, 0.95),
+          unit: 'ms',
+          peer: null,
+          ratio: null,
+          goal: null,
+        },
+        {
+          name: 'sequential_step_p50',
+          value: quantile(stepTimes, 0.5),
+          unit: 'ms',
+          peer: null,
+          ratio: null,
+          goal: null,
+        },
+        {
+          name: 'sequential_step_p95',
+          value: quantile(stepTimes, 0.95),
+          unit: 'ms',
+          peer: null,
+          ratio: null,
+          goal: null,
+        },
+        {
+          name: 'workflow_task_wait_p50',
+          value: quantile(wfTaskWait, 0.5),
+          unit: 'ms',
+          peer: null,
+          ratio: null,
+          goal: null,
+        },
+        {
+          name: 'workflow_task_run_p50',
+          value: quantile(wfTaskRun, 0.5),
+          unit: 'ms',
+          peer: null,
+          ratio: null,
+          goal: null,
+        },
       );
 
       // 2. Sustained fan-out from one workflow.
@@ -104,7 +151,14 @@ async function run(): Promise<void> {
         const d = await h.describe();
         rates.push(FAN_OUT / ((d.closeTime!.getTime() - d.startTime.getTime()) / 1000));
       }
-      figures.push({ name: `fan_out_${FAN_OUT}_activities_per_s`, value: median(rates), unit: 'activities/s', peer: null, ratio: null, goal: null });
+      figures.push({
+        name: `fan_out_${FAN_OUT}_activities_per_s`,
+        value: median(rates),
+        unit: 'activities/s',
+        peer: null,
+        ratio: null,
+        goal: null,
+      });
 
       // 3. Workflow starts per second (start acknowledged by the server), 32 in flight.
       let next = 0;
@@ -118,7 +172,14 @@ async function run(): Promise<void> {
         }),
       );
       const startsPerSecond = STARTS / ((performance.now() - t0) / 1000);
-      figures.push({ name: 'workflow_starts_per_s', value: startsPerSecond, unit: 'starts/s', peer: null, ratio: null, goal: null });
+      figures.push({
+        name: 'workflow_starts_per_s',
+        value: startsPerSecond,
+        unit: 'starts/s',
+        peer: null,
+        ratio: null,
+        goal: null,
+      });
     });
   } finally {
     await connection.close();

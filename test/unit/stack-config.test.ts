@@ -20,12 +20,21 @@ describe('temporal-dev.yml schema', () => {
     expect(config.server.port).toBe(7233);
     expect(config.server.uiPort).toBe(8233);
     expect(config.workers.gpu.hosts.map((h) => h.name)).toEqual(['gpu-a', 'gpu-b']);
-    expect(config.schedules[0]).toMatchObject({ id: 'pool-check-hourly', pipeline: 'pool-check', paused: true, overlap: 'SKIP' });
+    expect(config.schedules[0]).toMatchObject({
+      id: 'pool-check-hourly',
+      pipeline: 'pool-check',
+      paused: true,
+      overlap: 'SKIP',
+    });
   });
 
   it('an empty file gets every default', () => {
     const config = parseStackConfig('');
-    expect(config.workers.cpu).toMatchObject({ taskQueue: 'sluice', maxConcurrentActivities: 8, shutdownGraceTime: '30s' });
+    expect(config.workers.cpu).toMatchObject({
+      taskQueue: 'sluice',
+      maxConcurrentActivities: 8,
+      shutdownGraceTime: '30s',
+    });
     expect(config.defaults.catalog).toEqual({ type: 'sqlite', path: '.sluice/catalog.db' });
     expect(config.schedules).toEqual([]);
   });
@@ -66,10 +75,14 @@ defaults:
   });
 
   it('the error message names the file', () => {
-    expect(() => parseStackConfig('server: {port: "x"}', 'my-stack.yml')).toThrow(/my-stack\.yml is invalid:\n {2}- server\.port/);
+    expect(() => parseStackConfig('server: {port: "x"}', 'my-stack.yml')).toThrow(
+      /my-stack\.yml is invalid:\n {2}- server\.port/,
+    );
   });
 
   it('a missing file is an error that names it', () => {
-    expect(() => loadStackConfig('/nonexistent/temporal-dev.yml')).toThrow(/cannot read the stack description \/nonexistent/);
+    expect(() => loadStackConfig('/nonexistent/temporal-dev.yml')).toThrow(
+      /cannot read the stack description \/nonexistent/,
+    );
   });
 });

@@ -1,0 +1,12 @@
+/**
+ * The Iceberg v2 table engine. No Temporal imports: activities call these functions with plain inputs and map
+ * the typed errors (see {@link ICEBERG_ERROR_KINDS}) to failures. See docs/iceberg-engine.md for the plan.
+ */
+export * from './errors.js';
+export * from './types.js';
+export * from './values.js';
+export * from './transforms.js';
+export * from './partition-spec.js';
+export * from './sort-order.js';
+export * from './schema-evolution.js';
+export * from './metadata-json.js';
