@@ -31,7 +31,10 @@ function protoType(type: SearchAttributeType): IndexedValueType {
  * Registers Sluice's search attributes on a cluster (self-hosted or dev server); returns the names it added. A name
  * that exists with another type is an error, since changing it would break every query that uses it.
  */
-export async function registerSearchAttributes(connection: Connection, namespace: string): Promise<string[]> {
+export async function registerSearchAttributes(
+  connection: Pick<Connection, 'operatorService'>,
+  namespace: string,
+): Promise<string[]> {
   const existing = await connection.operatorService.listSearchAttributes({ namespace });
   const custom = existing.customAttributes ?? {};
   const missing: Record<string, IndexedValueType> = {};
