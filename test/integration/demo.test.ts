@@ -1,0 +1,44 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, inject, it } from 'vitest';
+import { stringify } from 'yaml';
+import { REPO_ROOT } from '../../lib/config.js';
+import { freePort } from '../../lib/stack/ports.js';
+
+const run = promisify(execFile);
+
+describe('sluice demo --exit', () => {
+  it('brings its own stack up on the ports of temporal-dev.yml, runs every pipeline, prints the summary, and stops', async () => {
+    const dir = mkdtempSync(path.join(inject('fixtureDir'), 'demo-'));
+    const [port, uiPort, cpuMetrics, gpuMetrics] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    const config = path.join(dir, 'stack.yml');
+    writeFileSync(
+      config,
+      stringify({
+        server: { port, uiPort, dbFile: path.join(dir, 'temporal.db') },
+        workers: {
+          cpu: { metricsPort: cpuMetrics },
+          gpu: { hosts: [{ name: 'gpu-demo', slots: 1 }], metricsPort: gpuMetrics },
+        },
+      }),
+    );
+    const { stdout } = await run(
+      process.execPath,
+      [path.join(REPO_ROOT, 'bin/sluice.js'), 'demo', '--exit', '--config', config],
+      {
+        env: { ...process.env, SLUICE_STATE_DIR: dir },
+        timeout: 180_000,
+      },
+    );
+    expect(stdout).toContain('Sluice demo summary');
+    expect(stdout).toMatch(/✓ pool-check .*GPU steps pinned to gpu-demo/);
+    expect(stdout).toMatch(/✓ activity-fan-out .*200 no-op activities completed/);
+    expect(stdout).toContain(`Temporal UI: http://127.0.0.1:${uiPort}`);
+    expect(stdout).toContain(`metrics:     http://127.0.0.1:${cpuMetrics}/metrics`);
+    expect(stdout).not.toContain('✗');
+    // --exit stopped the server: its port is free again.
+    await expect(fetch(`http://127.0.0.1:${uiPort}`)).rejects.toThrow();
+  });
+});
