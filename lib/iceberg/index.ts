@@ -10,3 +10,4 @@ export * from './partition-spec.js';
 export * from './sort-order.js';
 export * from './schema-evolution.js';
 export * from './metadata-json.js';
+export * from './data-file.js';
