@@ -11,3 +11,4 @@ export * from './sort-order.js';
 export * from './schema-evolution.js';
 export * from './metadata-json.js';
 export * from './data-file.js';
+export * from './table-update.js';
