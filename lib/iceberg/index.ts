@@ -12,3 +12,8 @@ export * from './schema-evolution.js';
 export * from './metadata-json.js';
 export * from './data-file.js';
 export * from './table-update.js';
+export * from './bounds.js';
+export * from './manifest.js';
+export * from './manifest-list.js';
+export * from './append.js';
+export * from './scan.js';

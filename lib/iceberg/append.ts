@@ -1,0 +1,277 @@
+/**
+ * Appends rows to a table: Parquet data files (one or more per partition), one data manifest, a manifest list that
+ * carries the parent's manifests forward, and a snapshot, committed through the catalog's compare-and-swap. Appends
+ * never conflict (spec "Commit Conflict Resolution"): on a lost race the manifest list is rebuilt on the fresh
+ * parent and the commit retried, reusing the data files and the manifest.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FileIO } from '../storage/file-io.js';
+import { metadataDirectory } from './catalog/metadata-location.js';
+import type { SqlCatalog, LoadedTable } from './catalog/sql-catalog.js';
+import type { TableIdentifierInput } from './catalog/identifier.js';
+import type { DataFile, ManifestEntry, PartitionValue } from './data-file.js';
+import { encodeBound } from './bounds.js';
+import { writeManifest } from './manifest.js';
+import {
+  assignManifestSequenceNumbers,
+  newManifestFile,
+  readManifestList,
+  writeManifestList,
+  type ManifestFile,
+} from './manifest-list.js';
+import {
+  currentSchema,
+  currentSnapshot,
+  defaultPartitionSpec,
+  newSnapshotId,
+  type TableMetadata,
+} from './metadata-json.js';
+import { partitionPath, partitionValues, type PartitionSpec } from './partition-spec.js';
+import { writeParquetDataFile, type ColumnValues, type ParquetWriteTuning } from './parquet/index.js';
+import { addSnapshot, nextSequenceNumber, noChanges, snapshotSummary, type SnapshotChanges } from './table-update.js';
+import type { Schema } from './types.js';
+import type { PrimitiveValue } from './values.js';
+
+/** Table property for where data files go. @default `<location>/data` */
+export const DATA_PATH_PROPERTY = 'write.data.path';
+
+/** Options of {@link appendColumns}. */
+export interface AppendOptions extends ParquetWriteTuning {
+  /** Values by top-level field id of the current schema, one entry per row. */
+  columns: ReadonlyMap<number, ColumnValues>;
+  /** Row count; needed only when `columns` is empty. */
+  rowCount?: number;
+  /** Custom snapshot summary properties, e.g. a source watermark. */
+  snapshotProperties?: Record<string, string>;
+  /** Rows per data file at most (within one partition). @default 1000000 */
+  maxRowsPerFile?: number;
+  /** Commit attempts before a conflict reaches the caller. @default 5 */
+  maxCommitAttempts?: number;
+}
+
+/** What an append did. */
+export interface AppendResult {
+  snapshotId: bigint;
+  sequenceNumber: bigint;
+  metadataLocation: string;
+  dataFiles: DataFile[];
+  /** Commit attempts it took (1 when no other writer raced it). */
+  attempts: number;
+}
+
+/** The directory data files go to. */
+export function dataDirectory(metadata: Pick<TableMetadata, 'location' | 'properties'>): string {
+  const custom = metadata.properties[DATA_PATH_PROPERTY];
+  return (custom !== undefined && custom !== '' ? custom : `${metadata.location}/data`).replace(/\/+$/, '');
+}
+
+function partitionKey(values: readonly PartitionValue[]): string {
+  return JSON.stringify(values, (_k, v: unknown) => {
+    if (typeof v === 'bigint') return `${v}n`;
+    if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');
+    return v;
+  });
+}
+
+/** Splits row indexes by partition tuple; an unpartitioned table is one group. */
+export function groupRowsByPartition(
+  spec: PartitionSpec,
+  schema: Schema,
+  columns: ReadonlyMap<number, ColumnValues>,
+  rowCount: number,
+): { partition: PartitionValue[]; rows: number[] }[] {
+  if (spec.fields.length === 0) return [{ partition: [], rows: Array.from({ length: rowCount }, (_, i) => i) }];
+  const groups = new Map<string, { partition: PartitionValue[]; rows: number[] }>();
+  for (let r = 0; r < rowCount; r++) {
+    const tuple = partitionValues(spec, schema, (fieldId) => {
+      const column = columns.get(fieldId);
+      return column === undefined ? null : ((column[r] as PrimitiveValue | null | undefined) ?? null);
+    });
+    const key = partitionKey(tuple);
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = { partition: tuple, rows: [] }));
+    group.rows.push(r);
+  }
+  return [...groups.values()];
+}
+
+function pick(column: ColumnValues, rows: readonly number[]): unknown[] {
+  const out = new Array<unknown>(rows.length);
+  for (let i = 0; i < rows.length; i++) out[i] = column[rows[i]!];
+  return out;
+}
+
+function rowCountOf(options: AppendOptions): number {
+  const first = options.columns.values().next();
+  return first.done ? (options.rowCount ?? 0) : first.value.length;
+}
+
+/**
+ * Writes the rows as data files under the table's data directory, split by partition and by `maxRowsPerFile`.
+ * The files are not part of the table until a commit references them.
+ */
+export async function writeDataFiles(io: FileIO, metadata: TableMetadata, options: AppendOptions): Promise<DataFile[]> {
+  const schema = currentSchema(metadata);
+  const spec = defaultPartitionSpec(metadata);
+  const rowCount = rowCountOf(options);
+  const maxRows = options.maxRowsPerFile ?? 1_000_000;
+  const dir = dataDirectory(metadata);
+  const files: DataFile[] = [];
+  let fileIndex = 0;
+  const writeId = randomUUID();
+  for (const group of groupRowsByPartition(spec, schema, options.columns, rowCount)) {
+    const partitionDir = spec.fields.length > 0 ? `/${partitionPath(spec, schema, group.partition)}` : '';
+    for (let start = 0; start < group.rows.length; start += maxRows) {
+      const rows = group.rows.slice(start, start + maxRows);
+      const whole = rows.length === rowCount;
+      const columns = whole
+        ? options.columns
+        : new Map([...options.columns].map(([id, values]) => [id, pick(values, rows)] as const));
+      const written = await writeParquetDataFile({
+        schema,
+        columns,
+        rowCount: rows.length,
+        targetRowGroupBytes: options.targetRowGroupBytes,
+        maxRowGroupRows: options.maxRowGroupRows,
+        parallelism: options.parallelism,
+      });
+      const filePath = `${dir}${partitionDir}/${String(fileIndex++).padStart(5, '0')}-${writeId}.parquet`;
+      await io.write(filePath, written.bytes);
+      files.push({
+        content: 'data',
+        filePath,
+        fileFormat: 'PARQUET',
+        partition: group.partition,
+        specId: spec.specId,
+        recordCount: written.recordCount,
+        fileSizeInBytes: BigInt(written.bytes.length),
+        ...written.metrics,
+        splitOffsets: written.splitOffsets,
+        sortOrderId: 0,
+      });
+    }
+  }
+  return files;
+}
+
+/** Reads the manifests of the table's current snapshot (none for an empty table). */
+export async function currentManifests(io: FileIO, metadata: TableMetadata): Promise<ManifestFile[]> {
+  const snapshot = currentSnapshot(metadata);
+  if (!snapshot) return [];
+  return readManifestList(await io.read(snapshot.manifestList), { file: snapshot.manifestList }).manifests;
+}
+
+/**
+ * Commits a snapshot that adds `manifests` (written for `snapshotId`) on top of the current snapshot's manifests.
+ * Retries on conflict: the update re-reads the fresh parent's manifest list and writes a new list each attempt.
+ */
+export async function commitNewManifests(
+  catalog: SqlCatalog,
+  io: FileIO,
+  table: TableIdentifierInput,
+  commit: {
+    snapshotId: bigint;
+    manifests: ManifestFile[];
+    operation: 'append' | 'overwrite' | 'delete' | 'replace';
+    changes: SnapshotChanges;
+    snapshotProperties?: Record<string, string>;
+    /** Drop these manifests of the parent (by path), for rewrites. @default none */
+    removeManifestPaths?: ReadonlySet<string>;
+    maxAttempts?: number;
+  },
+): Promise<{ loaded: LoadedTable; sequenceNumber: bigint; attempts: number }> {
+  let attempts = 0;
+  let sequenceNumber = 0n;
+  const loaded = await catalog.commitWithRetry(
+    table,
+    async (current, attempt) => {
+      attempts = attempt.attempt;
+      sequenceNumber = nextSequenceNumber(current);
+      const parent = currentSnapshot(current);
+      const carried = (await currentManifests(io, current)).filter(
+        (m) => !commit.removeManifestPaths?.has(m.manifestPath),
+      );
+      const manifests = assignManifestSequenceNumbers([...commit.manifests, ...carried], {
+        snapshotId: commit.snapshotId,
+        sequenceNumber,
+      });
+      const list = writeManifestList({
+        snapshotId: commit.snapshotId,
+        parentSnapshotId: parent?.snapshotId ?? null,
+        sequenceNumber,
+        manifests,
+      });
+      const listPath = `${metadataDirectory(current)}/snap-${commit.snapshotId}-${attempt.attempt}-${randomUUID()}.avro`;
+      await io.write(listPath, list.bytes);
+      return addSnapshot(current, {
+        snapshotId: commit.snapshotId,
+        manifestList: listPath,
+        summary: snapshotSummary(commit.operation, commit.changes, parent?.summary, commit.snapshotProperties),
+        timestampMs: BigInt(Date.now()),
+      });
+    },
+    { maxAttempts: commit.maxAttempts },
+  );
+  return { loaded, sequenceNumber, attempts };
+}
+
+/** Writes one manifest for `files` as ADDED entries of `snapshotId` and returns its manifest-list entry. */
+export async function writeAddedManifest(
+  io: FileIO,
+  metadata: TableMetadata,
+  snapshotId: bigint,
+  files: readonly DataFile[],
+  content: 'data' | 'deletes',
+): Promise<ManifestFile> {
+  const entries: ManifestEntry[] = files.map((dataFile) => ({
+    status: 'added',
+    snapshotId,
+    sequenceNumber: null,
+    fileSequenceNumber: null,
+    dataFile,
+  }));
+  const { bytes, summary } = writeManifest({
+    schema: currentSchema(metadata),
+    spec: defaultPartitionSpec(metadata),
+    formatVersion: 2,
+    content,
+    entries,
+    snapshotId,
+    encodeBound,
+  });
+  const manifestPath = `${metadataDirectory(metadata)}/${randomUUID()}-m0.avro`;
+  await io.write(manifestPath, bytes);
+  return newManifestFile({ manifestPath, manifestLength: bytes.length, summary });
+}
+
+/**
+ * Appends columns of rows to the table as one `append` snapshot. The schema is the table's current schema at the
+ * time the files are written; a concurrent schema change is not merged (the commit still lands, with the files
+ * written under the schema they were validated against).
+ */
+export async function appendColumns(
+  catalog: SqlCatalog,
+  io: FileIO,
+  table: TableIdentifierInput,
+  options: AppendOptions,
+): Promise<AppendResult> {
+  const { metadata } = await catalog.loadTable(table);
+  const dataFiles = await writeDataFiles(io, metadata, options);
+  const snapshotId = newSnapshotId(metadata.snapshots.map((s) => s.snapshotId));
+  const manifest = await writeAddedManifest(io, metadata, snapshotId, dataFiles, 'data');
+  const changes: SnapshotChanges = {
+    ...noChanges(),
+    addedDataFiles: dataFiles.length,
+    addedRecords: dataFiles.reduce((n, f) => n + f.recordCount, 0n),
+    addedFilesSize: dataFiles.reduce((n, f) => n + f.fileSizeInBytes, 0n),
+  };
+  const { loaded, sequenceNumber, attempts } = await commitNewManifests(catalog, io, table, {
+    snapshotId,
+    manifests: [manifest],
+    operation: 'append',
+    changes,
+    snapshotProperties: options.snapshotProperties,
+    maxAttempts: options.maxCommitAttempts,
+  });
+  return { snapshotId, sequenceNumber, metadataLocation: loaded.metadataLocation, dataFiles, attempts };
+}

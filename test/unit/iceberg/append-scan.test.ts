@@ -1,0 +1,126 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { appendColumns, commitNewManifests, writeAddedManifest } from '../../../lib/iceberg/append.js';
+import { SqlCatalog, SqliteCatalogDriver } from '../../../lib/iceberg/catalog/index.js';
+import { noChanges } from '../../../lib/iceberg/table-update.js';
+import { newSnapshotId } from '../../../lib/iceberg/metadata-json.js';
+import { writePositionDeleteFile } from '../../../lib/iceberg/parquet/index.js';
+import { planFiles, scanTable } from '../../../lib/iceberg/scan.js';
+import { Types, type Schema } from '../../../lib/iceberg/types.js';
+import { LocalFileIO } from '../../../lib/storage/index.js';
+import type { DataFile } from '../../../lib/iceberg/data-file.js';
+
+const schema: Schema = {
+  schemaId: 0,
+  identifierFieldIds: [1],
+  fields: [
+    { id: 1, name: 'id', required: true, type: Types.long },
+    { id: 2, name: 'name', required: false, type: Types.string },
+  ],
+};
+
+async function allRows(catalog: SqlCatalog, io: LocalFileIO, selector = {}) {
+  const { metadata } = await catalog.loadTable('db.t');
+  const rows: [bigint, string | null][] = [];
+  for await (const batch of scanTable(io, metadata, selector)) {
+    const ids = batch.columns.get(1)!;
+    const names = batch.columns.get(2)!;
+    for (let i = 0; i < batch.rowCount; i++) rows.push([ids[i] as bigint, names[i] as string | null]);
+  }
+  return rows.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+}
+
+describe('append and scan', () => {
+  let dir: string;
+  let io: LocalFileIO;
+  let catalog: SqlCatalog;
+  beforeEach(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-append-'));
+    io = new LocalFileIO({});
+    catalog = new SqlCatalog({
+      name: 'test',
+      driver: new SqliteCatalogDriver({ path: path.join(dir, 'c.db') }),
+      io,
+      warehouse: `file://${dir}/wh`,
+    });
+    await catalog.initialize();
+    await catalog.createNamespace('db');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const cols = (ids: number[]) =>
+    new Map<number, unknown[]>([
+      [1, ids.map(BigInt)],
+      [2, ids.map((i) => (i % 3 === 0 ? null : `n${i}`))],
+    ]);
+
+  it('appends to a bucketed table, splits files by partition, and reads every row back', async () => {
+    await catalog.createTable('db.t', { schema, partitionSpec: [{ sourceColumn: 'id', transform: 'bucket[4]' }] });
+    const first = await appendColumns(catalog, io, 'db.t', { columns: cols([1, 2, 3, 4, 5, 6, 7, 8]) });
+    expect(first.sequenceNumber).toBe(1n);
+    expect(first.dataFiles.length).toBeGreaterThan(1);
+    expect(first.dataFiles.every((f) => f.filePath.includes('/data/id_bucket='))).toBe(true);
+    expect(first.dataFiles.reduce((n, f) => n + f.recordCount, 0n)).toBe(8n);
+    const second = await appendColumns(catalog, io, 'db.t', {
+      columns: cols([9, 10]),
+      snapshotProperties: { 'sluice.watermark': '0/16B3748' },
+    });
+    expect(second.sequenceNumber).toBe(2n);
+
+    const rows = await allRows(catalog, io);
+    expect(rows.map((r) => r[0])).toEqual([1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n, 9n, 10n]);
+    expect(rows[2]).toEqual([3n, null]);
+    expect(rows[3]).toEqual([4n, 'n4']);
+
+    const { metadata } = await catalog.loadTable('db.t');
+    const current = metadata.snapshots.at(-1)!;
+    expect(current.summary).toMatchObject({
+      operation: 'append',
+      'added-records': '2',
+      'total-records': '10',
+      'sluice.watermark': '0/16B3748',
+    });
+    // Time travel: the first snapshot still reads its 8 rows.
+    expect(await allRows(catalog, io, { snapshotId: first.snapshotId })).toHaveLength(8);
+    expect(await allRows(catalog, io, { asOfTimestampMs: metadata.snapshotLog[0]!.timestampMs })).toHaveLength(8);
+  });
+
+  it('applies position deletes to data files with a lower or equal sequence number only', async () => {
+    await catalog.createTable('db.t', { schema });
+    const appended = await appendColumns(catalog, io, 'db.t', { columns: cols([1, 2, 3, 4]) });
+    const target = appended.dataFiles[0]!.filePath;
+    const written = await writePositionDeleteFile({ filePaths: [target, target], positions: [1n, 3n] });
+    const { metadata } = await catalog.loadTable('db.t');
+    const deletePath = `${metadata.location}/data/deletes-1.parquet`;
+    await io.write(deletePath, written.bytes);
+    const deleteFile: DataFile = {
+      content: 'position-deletes',
+      filePath: deletePath,
+      fileFormat: 'PARQUET',
+      partition: [],
+      specId: 0,
+      recordCount: written.recordCount,
+      fileSizeInBytes: BigInt(written.bytes.length),
+      ...written.metrics,
+      ...(written.referencedDataFile ? { referencedDataFile: written.referencedDataFile } : {}),
+    };
+    const snapshotId = newSnapshotId(metadata.snapshots.map((s) => s.snapshotId));
+    const manifest = await writeAddedManifest(io, metadata, snapshotId, [deleteFile], 'deletes');
+    await commitNewManifests(catalog, io, 'db.t', {
+      snapshotId,
+      manifests: [manifest],
+      operation: 'delete',
+      changes: { ...noChanges(), addedPositionDeleteFiles: 1, addedPositionDeletes: 2n },
+    });
+    await appendColumns(catalog, io, 'db.t', { columns: cols([5]) });
+
+    expect((await allRows(catalog, io)).map((r) => r[0])).toEqual([1n, 3n, 5n]);
+    const tasks = await planFiles(io, (await catalog.loadTable('db.t')).metadata);
+    const byPath = new Map(tasks.map((t) => [t.dataFile.filePath, t.positionDeletes.length]));
+    expect(byPath.get(target)).toBe(1);
+    // The file appended after the delete (higher sequence number) is not touched by it.
+    expect([...byPath.values()].filter((n) => n === 0)).toHaveLength(1);
+  });
+});
