@@ -178,6 +178,11 @@ export async function commitNewManifests(
     /** Drop these manifests of the parent (by path), for rewrites. @default none */
     removeManifestPaths?: ReadonlySet<string>;
     maxAttempts?: number;
+    /**
+     * Checks the fresh metadata before each attempt (row-level commits verify that what they read is still true);
+     * throw to abort the commit.
+     */
+    validate?: (current: TableMetadata) => Promise<void>;
   },
 ): Promise<{ loaded: LoadedTable; sequenceNumber: bigint; attempts: number }> {
   let attempts = 0;
@@ -186,6 +191,7 @@ export async function commitNewManifests(
     table,
     async (current, attempt) => {
       attempts = attempt.attempt;
+      await commit.validate?.(current);
       sequenceNumber = nextSequenceNumber(current);
       const parent = currentSnapshot(current);
       const carried = (await currentManifests(io, current)).filter(

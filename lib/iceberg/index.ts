@@ -17,3 +17,4 @@ export * from './manifest.js';
 export * from './manifest-list.js';
 export * from './append.js';
 export * from './scan.js';
+export * from './upsert.js';
