@@ -97,4 +97,34 @@ else
   did "s3proxy $S3PROXY_VERSION from Maven Central"
 fi
 
+# 6. Jars for the Spark interop reader/writer (docs/interop.md): the Iceberg Spark 4.1 runtime, the AWS bundle for
+#    S3FileIO, and the JDBC drivers for the SQLite/PostgreSQL catalogs. All four are self-contained (shaded), so `copy`
+#    without transitive dependencies is enough, and Spark gets them through --jars, never Ivy.
+SPARK_JARS_DIR="$TOOLS/jars"
+SPARK_JARS=(
+  org.apache.iceberg:iceberg-spark-runtime-4.1_2.13:1.11.0
+  org.apache.iceberg:iceberg-aws-bundle:1.11.0
+  org.xerial:sqlite-jdbc:3.54.1.0
+  org.postgresql:postgresql:42.7.14
+)
+java_major=$(java -version 2>&1 | sed -nE '1s/.*version "([0-9]+).*/\1/p')
+[ "${java_major:-0}" -ge 17 ] || fail "Spark 4.1 and Iceberg 1.11 need Java 17+, found: $(java -version 2>&1 | head -1)"
+missing_jars=()
+for coord in "${SPARK_JARS[@]}"; do
+  IFS=: read -r _group artifact version <<< "$coord"
+  [ -f "$SPARK_JARS_DIR/$artifact-$version.jar" ] || missing_jars+=("$coord")
+done
+if [ ${#missing_jars[@]} -eq 0 ]; then
+  skip "spark interop jars (${#SPARK_JARS[@]} in $SPARK_JARS_DIR)"
+else
+  command -v mvn >/dev/null || fail "mvn is missing; install Maven (Debian: maven) to fetch the Spark interop jars"
+  for coord in "${missing_jars[@]}"; do
+    mvn -q org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+      -Dartifact="$coord" -DoutputDirectory="$SPARK_JARS_DIR"
+    IFS=: read -r _group artifact version <<< "$coord"
+    [ -f "$SPARK_JARS_DIR/$artifact-$version.jar" ] || fail "$artifact-$version.jar not found after mvn copy"
+    did "$coord into $SPARK_JARS_DIR"
+  done
+fi
+
 echo "sluice setup: ready"

@@ -27,7 +27,13 @@ import {
   type TableMetadata,
 } from './metadata-json.js';
 import { partitionPath, partitionValues, type PartitionSpec } from './partition-spec.js';
-import { writeParquetDataFile, type ColumnValues, type ParquetWriteTuning } from './parquet/index.js';
+import {
+  ParquetWriteError,
+  writeParquetDataFile,
+  type ColumnValues,
+  type ParquetWriteTuning,
+} from './parquet/index.js';
+import { TableWriteError } from './errors.js';
 import { addSnapshot, nextSequenceNumber, noChanges, snapshotSummary, type SnapshotChanges } from './table-update.js';
 import type { Schema } from './types.js';
 import type { PrimitiveValue } from './values.js';
@@ -127,15 +133,31 @@ export async function writeDataFiles(io: FileIO, metadata: TableMetadata, option
       const columns = whole
         ? options.columns
         : new Map([...options.columns].map(([id, values]) => [id, pick(values, rows)] as const));
-      const written = await writeParquetDataFile({
-        schema,
-        columns,
-        rowCount: rows.length,
-        targetRowGroupBytes: options.targetRowGroupBytes,
-        maxRowGroupRows: options.maxRowGroupRows,
-        parallelism: options.parallelism,
-      });
       const filePath = `${dir}${partitionDir}/${String(fileIndex++).padStart(5, '0')}-${writeId}.parquet`;
+      let written;
+      try {
+        written = await writeParquetDataFile({
+          schema,
+          columns,
+          rowCount: rows.length,
+          targetRowGroupBytes: options.targetRowGroupBytes,
+          maxRowGroupRows: options.maxRowGroupRows,
+          parallelism: options.parallelism,
+        });
+      } catch (err) {
+        if (err instanceof ParquetWriteError) {
+          // Rows in a partition group are renumbered; map the writer's row back to the caller's.
+          const row = err.row === undefined ? undefined : rows[err.row];
+          throw new TableWriteError(
+            metadata.location,
+            filePath,
+            err.column,
+            `${err.problem}${row === undefined ? '' : ` (input row ${row})`}`,
+            { cause: err },
+          );
+        }
+        throw err;
+      }
       await io.write(filePath, written.bytes);
       files.push({
         content: 'data',

@@ -23,6 +23,10 @@ export const ICEBERG_ERROR_KINDS = {
   'corrupt-metadata': 'Corrupt',
   /** The table uses a format version this engine cannot read or write safely. */
   'unsupported-format-version': 'Unsupported',
+  /** Rows given to a write do not fit the table (wrong type, missing required column, null key). */
+  'invalid-write': 'InvalidInput',
+  /** A row-level commit lost to a concurrent commit that touched the same rows; run it again on fresh state. */
+  'row-level-conflict': 'CommitConflict',
 } as const satisfies Record<string, ErrorType>;
 
 /** One of {@link ICEBERG_ERROR_KINDS}. */
@@ -202,5 +206,44 @@ export class InvalidTableConfigError extends IcebergError {
     readonly problem: string,
   ) {
     super(`invalid table ${setting}: ${problem}`);
+  }
+}
+
+/**
+ * Rows given to a write do not fit the table. Names the table, the file being written and the column, and keeps
+ * the underlying error (e.g. the Parquet writer's, which names the row) as `cause`.
+ */
+export class TableWriteError extends IcebergError {
+  readonly kind = 'invalid-write';
+  override readonly name = 'TableWriteError';
+
+  constructor(
+    readonly table: string,
+    /** The data file the rows were going to. */
+    readonly file: string,
+    /** The column at fault, when one is. */
+    readonly column: string | undefined,
+    readonly problem: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `cannot write to table ${table}${column === undefined ? '' : `, column "${column}"`} (file ${file}): ${problem}`,
+      options,
+    );
+  }
+}
+
+/** A row-level commit conflicts with a concurrent commit touching the same rows; retryable as a whole. */
+export class RowLevelConflictError extends IcebergError {
+  readonly kind = 'row-level-conflict';
+  override readonly name = 'RowLevelConflictError';
+
+  constructor(
+    readonly table: string,
+    readonly problem: string,
+  ) {
+    super(
+      `row-level commit to table "${table}" conflicts with a concurrent commit: ${problem}; run it again on the fresh table`,
+    );
   }
 }

@@ -10,12 +10,11 @@
  *
  * Concurrency: the commit validates, against every snapshot committed since the one it read, that the data files it
  * deletes from are still live, that nobody else deleted rows from them, and that no new data file could hold one of
- * its keys. Otherwise it throws {@link RowLevelConflictError} (retryable: run the upsert again on fresh state). Two
+ * its keys. Otherwise it throws `RowLevelConflictError` (retryable: run the upsert again on fresh state). Two
  * writers can therefore never both replace the same row.
  */
 import { randomUUID } from 'node:crypto';
 import type { FileIO } from '../storage/file-io.js';
-import type { ErrorType } from '../../schemas/error-types.js';
 import { commitNewManifests, dataDirectory, writeAddedManifest, writeDataFiles } from './append.js';
 import type { SqlCatalog } from './catalog/sql-catalog.js';
 import type { TableIdentifierInput } from './catalog/identifier.js';
@@ -32,6 +31,7 @@ import { readParquetBatches, writePositionDeleteFile, type ColumnValues } from '
 import { liveEntries, planFiles, type FileScanTask } from './scan.js';
 import { noChanges, type SnapshotChanges } from './table-update.js';
 import type { NestedField, Schema } from './types.js';
+import { IcebergError, RowLevelConflictError } from './errors.js';
 import type { PrimitiveValue } from './values.js';
 import { decodeBound, compareValues } from './bounds.js';
 import { DELETE_FILE_PATH_FIELD_ID, DELETE_POS_FIELD_ID, POSITION_DELETE_SCHEMA } from './parquet/writer.js';
@@ -40,26 +40,10 @@ import { readParquetFile } from './parquet/reader.js';
 /** What one change row does. */
 export type ChangeOp = 'upsert' | 'delete';
 
-/** A row-level commit lost to a concurrent writer touching the same rows; retry the whole operation. */
-export class RowLevelConflictError extends Error {
-  readonly kind = 'row-level-conflict';
-  override readonly name = 'RowLevelConflictError';
-  readonly failureType: ErrorType = 'CommitConflict';
-  constructor(
-    readonly table: string,
-    readonly problem: string,
-  ) {
-    super(
-      `row-level commit to table "${table}" conflicts with a concurrent commit: ${problem}; run it again on the fresh table`,
-    );
-  }
-}
-
 /** The change batch is unusable (no primary key, null key, wrong columns). */
-export class InvalidChangesError extends Error {
-  readonly kind = 'invalid-changes';
+export class InvalidChangesError extends IcebergError {
+  readonly kind = 'invalid-write';
   override readonly name = 'InvalidChangesError';
-  readonly failureType: ErrorType = 'InvalidInput';
   constructor(
     readonly table: string,
     readonly problem: string,

@@ -11,6 +11,7 @@ import { planFiles, scanTable } from '../../../lib/iceberg/scan.js';
 import { Types, type Schema } from '../../../lib/iceberg/types.js';
 import { LocalFileIO } from '../../../lib/storage/index.js';
 import type { DataFile } from '../../../lib/iceberg/data-file.js';
+import { TableWriteError } from '../../../lib/iceberg/errors.js';
 
 const schema: Schema = {
   schemaId: 0,
@@ -122,5 +123,26 @@ describe('append and scan', () => {
     expect(byPath.get(target)).toBe(1);
     // The file appended after the delete (higher sequence number) is not touched by it.
     expect([...byPath.values()].filter((n) => n === 0)).toHaveLength(1);
+  });
+
+  it('a write that does not fit the schema names the table, the file and the column, and commits nothing', async () => {
+    await catalog.createTable('db.t', { schema });
+    const before = (await catalog.loadTable('db.t')).metadataLocation;
+    const wrongType = new Map<number, unknown[]>([
+      [1, [1n, 2n]],
+      [2, ['a', 42]],
+    ]);
+    const err = await appendColumns(catalog, io, 'db.t', { columns: wrongType }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TableWriteError);
+    expect((err as TableWriteError).failureType).toBe('InvalidInput');
+    expect((err as TableWriteError).message).toMatch(
+      /cannot write to table file:\/\/.*\/db\/t, column "name" \(file file:\/\/.*\.parquet\)/,
+    );
+    expect((err as TableWriteError).message).toMatch(/input row 1/);
+    const missingRequired = new Map<number, unknown[]>([[2, ['a']]]);
+    await expect(appendColumns(catalog, io, 'db.t', { columns: missingRequired })).rejects.toThrow(/column "id"/);
+    const nullKey = new Map<number, unknown[]>([[1, [null]]]);
+    await expect(appendColumns(catalog, io, 'db.t', { columns: nullKey })).rejects.toThrow(TableWriteError);
+    expect((await catalog.loadTable('db.t')).metadataLocation).toBe(before);
   });
 });

@@ -5,13 +5,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { appendColumns } from '../../../lib/iceberg/append.js';
 import { SqlCatalog, SqliteCatalogDriver } from '../../../lib/iceberg/catalog/index.js';
 import { scanTable } from '../../../lib/iceberg/scan.js';
-import {
-  InvalidChangesError,
-  KeyIndexCache,
-  RowLevelConflictError,
-  upsertRows,
-  type ChangeOp,
-} from '../../../lib/iceberg/upsert.js';
+import { InvalidChangesError, KeyIndexCache, upsertRows, type ChangeOp } from '../../../lib/iceberg/upsert.js';
+import { RowLevelConflictError } from '../../../lib/iceberg/errors.js';
 import { Types, type Schema } from '../../../lib/iceberg/types.js';
 import { LocalFileIO } from '../../../lib/storage/index.js';
 
