@@ -18,3 +18,4 @@ export * from './manifest-list.js';
 export * from './append.js';
 export * from './scan.js';
 export * from './upsert.js';
+export * from './schema-update.js';
