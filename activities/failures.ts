@@ -20,3 +20,25 @@ export function validateActivityInput<S extends z.ZodType>(schema: S, value: unk
     throw err;
   }
 }
+
+/** An engine error: every typed error of lib/iceberg, lib/iceberg/catalog and lib/storage carries these. */
+interface EngineError extends Error {
+  readonly kind: string;
+  readonly failureType: ErrorType;
+}
+
+function isEngineError(err: unknown): err is EngineError {
+  if (!(err instanceof Error)) return false;
+  const e = err as Partial<EngineError>;
+  return typeof e.kind === 'string' && typeof e.failureType === 'string' && e.failureType in ERROR_TYPES;
+}
+
+/**
+ * Maps an engine error to the `ApplicationFailure` an activity throws: its shared `type`, retryability from
+ * {@link ERROR_TYPES}, and the engine's `kind` as a detail. Anything else is returned unchanged so that the retry
+ * policy treats it as transient.
+ */
+export function toActivityFailure(err: unknown): unknown {
+  if (!isEngineError(err)) return err;
+  return typedFailure(err.failureType, err.message, { kind: err.kind });
+}
