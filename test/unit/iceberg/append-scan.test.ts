@@ -1,15 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { appendColumns, commitNewManifests, writeAddedManifest } from '../../../lib/iceberg/append.js';
-import { SqlCatalog, SqliteCatalogDriver } from '../../../lib/iceberg/catalog/index.js';
+import type { SqlCatalog } from '../../../lib/iceberg/catalog/index.js';
+import { createTempCatalog, type TempCatalog } from '../../fixtures/temp-catalog.js';
 import { noChanges } from '../../../lib/iceberg/table-update.js';
 import { newSnapshotId } from '../../../lib/iceberg/metadata-json.js';
 import { writePositionDeleteFile } from '../../../lib/iceberg/parquet/index.js';
 import { planFiles, scanTable } from '../../../lib/iceberg/scan.js';
 import { Types, type Schema } from '../../../lib/iceberg/types.js';
-import { LocalFileIO } from '../../../lib/storage/index.js';
+import type { LocalFileIO } from '../../../lib/storage/index.js';
 import type { DataFile } from '../../../lib/iceberg/data-file.js';
 import { TableWriteError } from '../../../lib/iceberg/errors.js';
 
@@ -34,22 +32,14 @@ async function allRows(catalog: SqlCatalog, io: LocalFileIO, selector = {}) {
 }
 
 describe('append and scan', () => {
-  let dir: string;
+  let temp: TempCatalog;
   let io: LocalFileIO;
   let catalog: SqlCatalog;
   beforeEach(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-append-'));
-    io = new LocalFileIO({});
-    catalog = new SqlCatalog({
-      name: 'test',
-      driver: new SqliteCatalogDriver({ path: path.join(dir, 'c.db') }),
-      io,
-      warehouse: `file://${dir}/wh`,
-    });
-    await catalog.initialize();
-    await catalog.createNamespace('db');
+    temp = await createTempCatalog('sluice-append-');
+    ({ io, catalog } = temp);
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => temp.cleanup());
 
   const cols = (ids: number[]) =>
     new Map<number, unknown[]>([

@@ -1,15 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { appendColumns } from '../../../lib/iceberg/append.js';
-import { SqlCatalog, SqliteCatalogDriver } from '../../../lib/iceberg/catalog/index.js';
+import type { SqlCatalog } from '../../../lib/iceberg/catalog/index.js';
+import { createTempCatalog, type TempCatalog } from '../../fixtures/temp-catalog.js';
 import { SchemaEvolutionError } from '../../../lib/iceberg/errors.js';
 import { currentSchema } from '../../../lib/iceberg/metadata-json.js';
 import { scanTable } from '../../../lib/iceberg/scan.js';
 import { updateTableSchema } from '../../../lib/iceberg/schema-update.js';
 import { Types, type Schema } from '../../../lib/iceberg/types.js';
-import { LocalFileIO } from '../../../lib/storage/index.js';
+import type { LocalFileIO } from '../../../lib/storage/index.js';
 
 const schema: Schema = {
   schemaId: 0,
@@ -21,23 +19,15 @@ const schema: Schema = {
 };
 
 describe('schema updates on a table with data', () => {
-  let dir: string;
+  let temp: TempCatalog;
   let io: LocalFileIO;
   let catalog: SqlCatalog;
   beforeEach(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-schema-'));
-    io = new LocalFileIO({});
-    catalog = new SqlCatalog({
-      name: 't',
-      driver: new SqliteCatalogDriver({ path: path.join(dir, 'c.db') }),
-      io,
-      warehouse: `file://${dir}/wh`,
-    });
-    await catalog.initialize();
-    await catalog.createNamespace('db');
+    temp = await createTempCatalog('sluice-schema-');
+    ({ io, catalog } = temp);
     await catalog.createTable('db.t', { schema });
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => temp.cleanup());
 
   it('adds, widens and renames columns; old files read through the new schema by field id', async () => {
     await appendColumns(catalog, io, 'db.t', {

@@ -1,14 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { appendColumns } from '../../../lib/iceberg/append.js';
-import { SqlCatalog, SqliteCatalogDriver } from '../../../lib/iceberg/catalog/index.js';
+import type { SqlCatalog } from '../../../lib/iceberg/catalog/index.js';
+import { createTempCatalog, type TempCatalog } from '../../fixtures/temp-catalog.js';
 import { scanTable } from '../../../lib/iceberg/scan.js';
 import { InvalidChangesError, KeyIndexCache, upsertRows, type ChangeOp } from '../../../lib/iceberg/upsert.js';
 import { RowLevelConflictError } from '../../../lib/iceberg/errors.js';
 import { Types, type Schema } from '../../../lib/iceberg/types.js';
-import { LocalFileIO } from '../../../lib/storage/index.js';
+import type { LocalFileIO } from '../../../lib/storage/index.js';
 
 const schema: Schema = {
   schemaId: 0,
@@ -34,23 +32,15 @@ function changes(list: [ChangeOp, number, string | null, number | null][]) {
 }
 
 describe('upsert with position deletes', () => {
-  let dir: string;
+  let temp: TempCatalog;
   let io: LocalFileIO;
   let catalog: SqlCatalog;
   beforeEach(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-upsert-'));
-    io = new LocalFileIO({});
-    catalog = new SqlCatalog({
-      name: 't',
-      driver: new SqliteCatalogDriver({ path: path.join(dir, 'c.db') }),
-      io,
-      warehouse: `file://${dir}/wh`,
-    });
-    await catalog.initialize();
-    await catalog.createNamespace('db');
+    temp = await createTempCatalog('sluice-upsert-');
+    ({ io, catalog } = temp);
     await catalog.createTable('db.t', { schema, partitionSpec: [{ sourceColumn: 'id', transform: 'bucket[4]' }] });
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => temp.cleanup());
 
   async function tableRows(): Promise<Map<bigint, Row>> {
     const { metadata } = await catalog.loadTable('db.t');
