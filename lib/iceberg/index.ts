@@ -19,3 +19,4 @@ export * from './append.js';
 export * from './scan.js';
 export * from './upsert.js';
 export * from './schema-update.js';
+export * from './maintenance/index.js';
