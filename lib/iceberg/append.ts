@@ -176,6 +176,11 @@ export async function writeDataFiles(io: FileIO, metadata: TableMetadata, option
   return files;
 }
 
+/** True when a manifest list entry says the manifest holds no live file (counts absent in old lists: unknown → false). */
+function onlyDeletedEntries(m: ManifestFile): boolean {
+  return m.addedFilesCount === 0 && m.existingFilesCount === 0 && (m.deletedFilesCount ?? 0) > 0;
+}
+
 /** Reads the manifests of the table's current snapshot (none for an empty table). */
 export async function currentManifests(io: FileIO, metadata: TableMetadata): Promise<ManifestFile[]> {
   const snapshot = currentSnapshot(metadata);
@@ -216,8 +221,10 @@ export async function commitNewManifests(
       await commit.validate?.(current);
       sequenceNumber = nextSequenceNumber(current);
       const parent = currentSnapshot(current);
+      // Like Java, a carried manifest with no live entries (only DELETED ones from an earlier snapshot) is dropped:
+      // the snapshot that deleted those files still lists it, which is all incremental readers need.
       const carried = (await currentManifests(io, current)).filter(
-        (m) => !commit.removeManifestPaths?.has(m.manifestPath),
+        (m) => !commit.removeManifestPaths?.has(m.manifestPath) && !onlyDeletedEntries(m),
       );
       const manifests = assignManifestSequenceNumbers([...commit.manifests, ...carried], {
         snapshotId: commit.snapshotId,
