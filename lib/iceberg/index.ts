@@ -20,3 +20,5 @@ export * from './scan.js';
 export * from './upsert.js';
 export * from './schema-update.js';
 export * from './maintenance/index.js';
+export * from './arrow-scan.js';
+export * as expressions from './expressions.js';
