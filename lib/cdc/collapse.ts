@@ -1,0 +1,454 @@
+import type { ChangeOp } from '../iceberg/upsert.js';
+import { typeToString, type NestedField, type Schema } from '../iceberg/types.js';
+import type { PrimitiveValue } from '../iceberg/values.js';
+import { debeziumJsonToIceberg } from './debezium-values.js';
+import {
+  UNAVAILABLE_VALUE_PLACEHOLDER,
+  UNAVAILABLE_VALUE_PLACEHOLDER_BASE64,
+  envelopeToJson,
+  type ChangeEvent,
+  type DebeziumRow,
+} from './envelope.js';
+import {
+  ChangeError,
+  InvalidCdcOptionError,
+  TruncateError,
+  UnknownColumnError,
+  ValueConversionError,
+  describeSourceValue,
+} from './errors.js';
+import { formatLsn, parseLsn } from './lsn.js';
+import { pgTextToIceberg } from './pg-types.js';
+import { quarantineRecord, type QuarantineRecord } from './quarantine.js';
+import { qualifiedName, type TableName } from './source-schema.js';
+
+/**
+ * Collapses a batch of change events per key into what `upsertRows` takes: for each key only the last change
+ * counts, ordered by (commit LSN, change LSN, sequence), which is the source's exact order. Values are converted to
+ * Iceberg values by the Iceberg schema; events that cannot be converted or applied become quarantine records.
+ *
+ * Exactly-once: each table's Iceberg snapshot summary holds {@link CDC_WATERMARK_PROPERTY}, the commit end LSN of
+ * the last transaction applied. Transactions at or below it are skipped, so a retried merge (or a slot that went
+ * back after a source crash) applies nothing twice. Commit end LSNs are strictly increasing in commit order; commit
+ * LSNs are not a safe mark, since the next transaction's commit record can start exactly at this one's end.
+ */
+
+/** The snapshot summary property holding a table's watermark: the commit end LSN (`X/Y`) applied last. */
+export const CDC_WATERMARK_PROPERTY = 'sluice.cdc.commit-lsn';
+
+/** The watermark in a snapshot summary, or `undefined` when the table has none yet. */
+export function readWatermark(summary: Readonly<Record<string, string>> | undefined): bigint | undefined {
+  const text = summary?.[CDC_WATERMARK_PROPERTY];
+  return text === undefined ? undefined : parseLsn(text);
+}
+
+/** Snapshot properties recording `lsn` as the watermark (for `upsertRows`'s `snapshotProperties`). */
+export function watermarkProperties(lsn: bigint): Record<string, string> {
+  return { [CDC_WATERMARK_PROPERTY]: formatLsn(lsn) };
+}
+
+/** One target table of a collapse. */
+export interface CollapseTable {
+  /** The source table whose events go to it. */
+  readonly source: TableName;
+  /** The Iceberg table's current schema; identifier fields are the key. Columns match source columns by name. */
+  readonly schema: Schema;
+  /** The table's committed watermark: transactions with a commit end LSN at or below it are skipped. */
+  readonly watermark?: bigint;
+}
+
+/** Options of {@link collapseChanges}. */
+export interface CollapseOptions {
+  readonly tables: readonly CollapseTable[];
+  /**
+   * What a TRUNCATE of a target table does: `fail` throws {@link TruncateError}; `apply` drops the batch's earlier
+   * changes for the table and sets {@link TableChanges.truncated}, and the merge must then delete every row of the
+   * Iceberg table before applying the rest, in the same commit.
+   * @default 'fail'
+   */
+  readonly onTruncate?: 'fail' | 'apply';
+}
+
+/** Columns whose values a row must take from the table's current row before it is upserted. */
+export interface UnchangedValues {
+  /** Index of the row in {@link TableChanges.ops}. */
+  readonly row: number;
+  readonly fieldIds: readonly number[];
+  /** The key of the row to copy them from: the row's own key, or its old key when an update changed the key. */
+  readonly lookupKey: readonly PrimitiveValue[];
+  /** The event that left them unknown, for a quarantine record. */
+  readonly origin: string;
+  readonly raw: string;
+  readonly commitLsn?: string;
+}
+
+/** The collapsed changes of one table. */
+export interface TableChanges {
+  /** `schema.table` of the source. */
+  readonly table: string;
+  /**
+   * One array per top-level field id, one entry per row: full after-images for upserts, the key (others null) for
+   * deletes. Entries listed in {@link TableChanges.unchanged} are `undefined` until
+   * {@link fillUnchangedValues} fills them: never upsert before that.
+   */
+  readonly columns: Map<number, unknown[]>;
+  readonly ops: ChangeOp[];
+  /** Each row's key values, in identifier-field order. */
+  readonly keys: PrimitiveValue[][];
+  readonly unchanged: UnchangedValues[];
+  /** Whether the table was truncated in the batch (`onTruncate: 'apply'`): delete all rows first. */
+  readonly truncated: boolean;
+  /** The highest commit end LSN among the table's applied or quarantined events; `undefined` when none. */
+  readonly watermark: bigint | undefined;
+  /** Events for the table that were kept (before collapsing). */
+  readonly events: number;
+  /** Events skipped because their transaction is at or below the table's watermark. */
+  readonly skippedBelowWatermark: number;
+}
+
+/** The result of {@link collapseChanges}. */
+export interface CollapsedBatch {
+  /** By `schema.table`; every target table has an entry, possibly empty. */
+  readonly tables: Map<string, TableChanges>;
+  /** Events that cannot be applied, for the quarantine. */
+  readonly quarantined: QuarantineRecord[];
+}
+
+interface KeyState {
+  key: PrimitiveValue[];
+  op: ChangeOp;
+  values: Map<number, unknown>;
+  /** Field ids whose value is unknown (unchanged TOAST with no earlier image in the batch). */
+  unknown: Set<number>;
+  lookupKey: PrimitiveValue[];
+  order: number;
+  origin: string;
+  raw: string;
+  commitLsn?: string;
+}
+
+interface TableState {
+  target: CollapseTable;
+  keyFields: NestedField[];
+  fieldsByName: Map<string, NestedField>;
+  keys: Map<string, KeyState>;
+  truncated: boolean;
+  watermark: bigint | undefined;
+  events: number;
+  skipped: number;
+}
+
+/** Compares two events' positions: commit LSN, then change LSN, then sequence. */
+export function comparePositions(a: ChangeEvent, b: ChangeEvent): number {
+  const x = a.position;
+  const y = b.position;
+  if (x.commitLsn !== y.commitLsn) return x.commitLsn < y.commitLsn ? -1 : 1;
+  if (x.changeLsn !== y.changeLsn) return x.changeLsn < y.changeLsn ? -1 : 1;
+  return x.sequence - y.sequence;
+}
+
+const keyReplacer = (_k: string, v: unknown) =>
+  typeof v === 'bigint' ? `${v}n` : v instanceof Uint8Array ? `bytes:${Buffer.from(v).toString('hex')}` : v;
+
+function keyText(values: readonly unknown[]): string {
+  return JSON.stringify(values, keyReplacer);
+}
+
+/**
+ * Collapses `events` (any order) per table and key.
+ *
+ * @throws TruncateError for a truncate of a target table with `onTruncate: 'fail'`; UnknownColumnError when an
+ *   event has a column the Iceberg schema lacks (evolve the schema, then collapse again).
+ */
+export function collapseChanges(events: readonly ChangeEvent[], options: CollapseOptions): CollapsedBatch {
+  const states = new Map<string, TableState>();
+  for (const target of options.tables) {
+    const name = qualifiedName(target.source);
+    const fieldsByName = new Map(target.schema.fields.map((f) => [f.name, f]));
+    const keyFields = target.schema.identifierFieldIds.map((id) => target.schema.fields.find((f) => f.id === id));
+    if (keyFields.length === 0 || keyFields.some((f) => f === undefined)) {
+      throw new InvalidCdcOptionError(
+        'tables',
+        `the Iceberg table for "${name}" has no top-level identifier fields; the CDC merge needs the key (set ` +
+          'identifier fields, e.g. by onboarding the table again)',
+      );
+    }
+    states.set(name, {
+      target,
+      keyFields: keyFields as NestedField[],
+      fieldsByName,
+      keys: new Map(),
+      truncated: false,
+      watermark: undefined,
+      events: 0,
+      skipped: 0,
+    });
+  }
+  const quarantined: QuarantineRecord[] = [];
+  const ordered = [...events].sort(comparePositions);
+  ordered.forEach((event, order) => {
+    const source = event.envelope.source;
+    const table = `${source.schema}.${source.table}`;
+    const commitLsn = event.position.commitLsn > 0n ? formatLsn(event.position.commitLsn) : undefined;
+    const quarantine = (err: unknown) =>
+      quarantined.push(
+        quarantineRecord(err, envelopeToJson(event.envelope), event.origin, {
+          table,
+          ...(commitLsn === undefined ? {} : { commitLsn }),
+        }),
+      );
+    const state = states.get(table);
+    if (!state) {
+      quarantine(
+        new ChangeError(
+          'unknown-table',
+          `change for table "${table}" (${event.origin}), which this merge does not target ` +
+            `(${[...states.keys()].join(', ') || 'none'}); add the table to the pipeline or remove it from the source`,
+        ),
+      );
+      return;
+    }
+    const endLsn = event.position.commitEndLsn;
+    if (endLsn > 0n && state.target.watermark !== undefined && endLsn <= state.target.watermark) {
+      state.skipped += 1;
+      return;
+    }
+    state.events += 1;
+    if (endLsn > 0n && (state.watermark === undefined || endLsn > state.watermark)) state.watermark = endLsn;
+    try {
+      applyEvent(state, event, order, options.onTruncate ?? 'fail', commitLsn);
+    } catch (err) {
+      if (err instanceof ChangeError) quarantine(err);
+      else throw err;
+    }
+  });
+
+  const tables = new Map<string, TableChanges>();
+  for (const [name, state] of states) tables.set(name, tableChanges(name, state));
+  return { tables, quarantined };
+}
+
+function applyEvent(
+  state: TableState,
+  event: ChangeEvent,
+  order: number,
+  onTruncate: 'fail' | 'apply',
+  commitLsn: string | undefined,
+): void {
+  const table = qualifiedName(state.target.source);
+  const { op, before, after } = event.envelope;
+  if (op === 't') {
+    if (onTruncate === 'fail') throw new TruncateError(table, commitLsn ?? event.origin);
+    state.keys.clear();
+    state.truncated = true;
+    return;
+  }
+  checkColumns(state, event, before, after, commitLsn);
+  const raw = envelopeToJson(event.envelope);
+  const meta = { order, origin: event.origin, raw, ...(commitLsn === undefined ? {} : { commitLsn }) };
+  if (op === 'd') {
+    const key = readKey(state, event, before, 'before');
+    state.keys.set(keyText(key), { ...deleteState(key), ...meta });
+    return;
+  }
+  const row = after as DebeziumRow;
+  const key = readKey(state, event, row, 'after');
+  const unchanged = unchangedFieldIds(state, event, row);
+  const values = new Map<number, unknown>();
+  for (const field of state.target.schema.fields) {
+    if (unchanged.has(field.id)) continue;
+    const value = convert(event, field, row[field.name] ?? null);
+    if (value === null && field.required) {
+      throw new ValueConversionError(typeToString(field.type), 'null', 'the column is required', field.name);
+    }
+    values.set(field.id, value);
+  }
+  // An update that changed the key removes the old key's row: with REPLICA IDENTITY DEFAULT the old key arrives in
+  // `before` only then; with FULL `before` is always the whole old row.
+  let previous = state.keys.get(keyText(key));
+  if (op === 'u' && before && state.keyFields.every((f) => before[f.name] !== undefined)) {
+    const oldKey = readKey(state, event, before, 'before');
+    if (keyText(oldKey) !== keyText(key)) {
+      previous = state.keys.get(keyText(oldKey)) ?? {
+        ...deleteState(oldKey),
+        lookupKey: oldKey,
+        ...meta,
+        op: 'upsert',
+      };
+      state.keys.set(keyText(oldKey), { ...deleteState(oldKey), ...meta });
+    }
+  }
+  const unknown = new Set<number>();
+  for (const id of unchanged) {
+    if (previous && previous.op === 'upsert' && previous.values.has(id) && !previous.unknown.has(id)) {
+      values.set(id, previous.values.get(id));
+    } else {
+      unknown.add(id);
+    }
+  }
+  const lookupKey = previous && previous.op === 'upsert' ? previous.lookupKey : key;
+  state.keys.set(keyText(key), { key, op: 'upsert', values, unknown, lookupKey, ...meta });
+}
+
+function deleteState(key: PrimitiveValue[]): Pick<KeyState, 'key' | 'op' | 'values' | 'unknown' | 'lookupKey'> {
+  return { key, op: 'delete', values: new Map(), unknown: new Set(), lookupKey: key };
+}
+
+function checkColumns(
+  state: TableState,
+  event: ChangeEvent,
+  before: DebeziumRow | null,
+  after: DebeziumRow | null,
+  commitLsn: string | undefined,
+): void {
+  const unknown = new Set<string>();
+  for (const row of [before, after]) {
+    if (!row) continue;
+    for (const name of Object.keys(row)) if (!state.fieldsByName.has(name)) unknown.add(name);
+  }
+  if (unknown.size > 0) {
+    throw new UnknownColumnError(qualifiedName(state.target.source), [...unknown], commitLsn ?? event.origin);
+  }
+}
+
+function convert(event: ChangeEvent, field: NestedField, value: unknown): unknown {
+  try {
+    if (event.encoding === 'pg-text') {
+      if (value !== null && typeof value !== 'string') {
+        throw new ValueConversionError(typeToString(field.type), describeSourceValue(value), 'expected text');
+      }
+      return pgTextToIceberg(field.type, value);
+    }
+    return debeziumJsonToIceberg(field.type, value, event.fieldSchemas?.get(field.name));
+  } catch (err) {
+    if (err instanceof ValueConversionError) throw err.inColumn(field.name);
+    throw err;
+  }
+}
+
+function readKey(state: TableState, event: ChangeEvent, row: DebeziumRow | null, image: string): PrimitiveValue[] {
+  return state.keyFields.map((field) => {
+    const value = row?.[field.name];
+    const converted = value === undefined || isUnavailable(event, field, value) ? null : convert(event, field, value);
+    if (converted === null) {
+      throw new ChangeError(
+        'null-key',
+        `change for table "${qualifiedName(state.target.source)}" (${event.origin}) has no value for key column ` +
+          `"${field.name}" in its ${image} image; check the table's replica identity (DEFAULT needs a primary key)`,
+        field.name,
+      );
+    }
+    return converted as PrimitiveValue;
+  });
+}
+
+function isUnavailable(event: ChangeEvent, field: NestedField, value: unknown): boolean {
+  if (event.unchangedColumns.includes(field.name)) return true;
+  if (event.encoding !== 'debezium-json') return false;
+  if (value === UNAVAILABLE_VALUE_PLACEHOLDER) return true;
+  if (field.type.kind === 'binary' && value === UNAVAILABLE_VALUE_PLACEHOLDER_BASE64) return true;
+  // Debezium writes an unavailable array as a one-element array of the placeholder.
+  return Array.isArray(value) && value.length === 1 && value[0] === UNAVAILABLE_VALUE_PLACEHOLDER;
+}
+
+function unchangedFieldIds(state: TableState, event: ChangeEvent, row: DebeziumRow): Set<number> {
+  const ids = new Set<number>();
+  for (const field of state.target.schema.fields) {
+    if (field.name in row && isUnavailable(event, field, row[field.name])) ids.add(field.id);
+  }
+  return ids;
+}
+
+function tableChanges(name: string, state: TableState): TableChanges {
+  const fields = state.target.schema.fields;
+  const columns = new Map<number, unknown[]>(fields.map((f) => [f.id, []]));
+  const ops: ChangeOp[] = [];
+  const keys: PrimitiveValue[][] = [];
+  const unchanged: UnchangedValues[] = [];
+  const rows = [...state.keys.values()].sort((a, b) => a.order - b.order);
+  rows.forEach((row, index) => {
+    ops.push(row.op);
+    keys.push(row.key);
+    for (const field of fields) {
+      const keyIndex = state.keyFields.indexOf(field);
+      const value =
+        keyIndex >= 0
+          ? row.key[keyIndex]
+          : row.op === 'delete' || row.unknown.has(field.id)
+            ? undefined
+            : row.values.get(field.id);
+      columns.get(field.id)!.push(row.op === 'delete' && keyIndex < 0 ? null : value);
+    }
+    if (row.op === 'upsert' && row.unknown.size > 0) {
+      unchanged.push({
+        row: index,
+        fieldIds: [...row.unknown],
+        lookupKey: row.lookupKey,
+        origin: row.origin,
+        raw: row.raw,
+        ...(row.commitLsn === undefined ? {} : { commitLsn: row.commitLsn }),
+      });
+    }
+  });
+  return {
+    table: name,
+    columns,
+    ops,
+    keys,
+    unchanged,
+    truncated: state.truncated,
+    watermark: state.watermark,
+    events: state.events,
+    skippedBelowWatermark: state.skipped,
+  };
+}
+
+/**
+ * Fills the values of unchanged TOASTed columns from the table's current rows (which the merge reads by key from
+ * the Iceberg table). A row whose current row is missing, or lacks a value, cannot be completed: it is removed and
+ * quarantined rather than written with a wrong value.
+ *
+ * @param lookup the current row by key: field id → value, or `undefined` when the key is not in the table.
+ */
+export function fillUnchangedValues(
+  changes: TableChanges,
+  lookup: (key: readonly PrimitiveValue[]) => ReadonlyMap<number, unknown> | undefined,
+): { changes: TableChanges; quarantined: QuarantineRecord[] } {
+  if (changes.unchanged.length === 0) return { changes, quarantined: [] };
+  const columns = new Map([...changes.columns].map(([id, values]) => [id, [...values]]));
+  const drop = new Set<number>();
+  const quarantined: QuarantineRecord[] = [];
+  for (const entry of changes.unchanged) {
+    const current = lookup(entry.lookupKey);
+    const missing = entry.fieldIds.filter((id) => !current || !current.has(id));
+    if (missing.length > 0) {
+      drop.add(entry.row);
+      quarantined.push(
+        quarantineRecord(
+          new ChangeError(
+            'unchanged-value-unavailable',
+            `change for table "${changes.table}" (${entry.origin}) kept TOASTed column(s) unchanged, but the ` +
+              `Iceberg table has no current row for key ${keyText(entry.lookupKey)} to copy them from; set ` +
+              'REPLICA IDENTITY FULL on the source table so that updates carry whole rows',
+          ),
+          entry.raw,
+          entry.origin,
+          { table: changes.table, ...(entry.commitLsn === undefined ? {} : { commitLsn: entry.commitLsn }) },
+        ),
+      );
+      continue;
+    }
+    for (const id of entry.fieldIds) columns.get(id)![entry.row] = current!.get(id);
+  }
+  const keep = (_: unknown, i: number) => !drop.has(i);
+  return {
+    changes: {
+      ...changes,
+      columns: new Map([...columns].map(([id, values]) => [id, values.filter(keep)])),
+      ops: changes.ops.filter(keep),
+      keys: changes.keys.filter(keep),
+      unchanged: [],
+    },
+    quarantined,
+  };
+}

@@ -1,0 +1,184 @@
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { collapseChanges } from '../../../lib/cdc/collapse.js';
+import {
+  compareChangeFiles,
+  formatFilesWatermark,
+  parseChangeFileName,
+  parseChangeLine,
+  parseFilesWatermark,
+  readChangeFiles,
+} from '../../../lib/cdc/debezium-files.js';
+import { ChangeError, InvalidCdcOptionError } from '../../../lib/cdc/errors.js';
+import { Types, type Schema } from '../../../lib/iceberg/types.js';
+import type { FileInfo, FileIO } from '../../../lib/storage/file-io.js';
+
+/** Just the two FileIO methods the reader uses, over an in-memory map, listing in a scrambled order. */
+function memoryIO(files: Record<string, string | Uint8Array>): Pick<FileIO, 'list' | 'read'> & { reads: string[] } {
+  const reads: string[] = [];
+  return {
+    reads,
+    async *list(prefix: string): AsyncIterable<FileInfo> {
+      const uris = Object.keys(files)
+        .filter((u) => u.startsWith(prefix))
+        .reverse();
+      for (const uri of uris) yield { uri, size: 0, lastModified: new Date(0) };
+    },
+    async read(uri: string) {
+      reads.push(uri);
+      const data = files[uri]!;
+      return typeof data === 'string' ? new TextEncoder().encode(data) : data;
+    },
+  };
+}
+
+const source = (table = 'orders') => ({
+  version: '2.7.0.Final',
+  connector: 'postgresql',
+  name: 'shop',
+  ts_ms: 1706708700000,
+  snapshot: 'false',
+  db: 'shop',
+  sequence: '[null,"100"]',
+  schema: 'public',
+  table,
+  txId: 7,
+  lsn: 100,
+  xmin: null,
+});
+const line = (op: string, before: unknown, after: unknown) =>
+  JSON.stringify({ before, after, source: source(), op, ts_ms: 1706708700001 });
+const dir = 's3://lake/topics/shop.public.orders/partition=0/';
+const file = (offset: number, partition = 0) =>
+  `s3://lake/topics/shop.public.orders/partition=${partition}/shop.public.orders+${partition}+${String(offset).padStart(10, '0')}.json`;
+
+describe('change file names and order', () => {
+  it("parses the Kafka Connect sink's file names", () => {
+    expect(parseChangeFileName(file(42))).toEqual({
+      uri: file(42),
+      topic: 'shop.public.orders',
+      partition: 0,
+      startOffset: 42n,
+      gzip: false,
+    });
+    expect(parseChangeFileName('s3://b/t/p=1/t+1+7.json.gz')).toMatchObject({ startOffset: 7n, gzip: true });
+    expect(parseChangeFileName('s3://b/t/_SUCCESS')).toBeUndefined();
+  });
+
+  it('orders by topic, partition, then numeric offset', () => {
+    const names = ['s3://b/t+0+10.json', 's3://b/t+0+9.json', 's3://b/t+1+0.json', 's3://a/s+5+0.json'].map((u) =>
+      parseChangeFileName(u)!,
+    );
+    expect(names.sort(compareChangeFiles).map((n) => n.uri)).toEqual([
+      's3://a/s+5+0.json',
+      's3://b/t+0+9.json',
+      's3://b/t+0+10.json',
+      's3://b/t+1+0.json',
+    ]);
+  });
+
+  it('round-trips the high-water mark and refuses malformed ones', () => {
+    const text = formatFilesWatermark({ 'b+1': '5', 'a+0': '10' });
+    expect(text).toBe('{"a+0":"10","b+1":"5"}');
+    expect(parseFilesWatermark(text)).toEqual({ 'a+0': '10', 'b+1': '5' });
+    expect(parseFilesWatermark(undefined)).toEqual({});
+    expect(() => parseFilesWatermark('{"a+0":10}')).toThrow(InvalidCdcOptionError);
+    expect(() => parseFilesWatermark('nope')).toThrow(InvalidCdcOptionError);
+  });
+});
+
+describe('reading change files', () => {
+  const files = {
+    [file(0)]: `${line('c', null, { id: 1, name: 'a' })}\n${line('c', null, { id: 2, name: 'b' })}\n`,
+    [file(2)]: `${line('u', null, { id: 1, name: 'a2' })}\nnot json\nnull\n\n`,
+    [file(10)]: gzipSync(Buffer.from(`${line('d', { id: 2 }, null)}\n`)),
+    [`${dir}_SUCCESS`]: '',
+  };
+
+  it('reads files in key order, whole, quarantining bad lines and skipping tombstones', async () => {
+    const io = memoryIO(files);
+    const batch = await readChangeFiles(io, { prefix: dir });
+    expect(io.reads).toEqual([file(0), file(2), file(10)]);
+    expect(batch.events.map((e) => [e.envelope.op, e.position.sequence, e.origin])).toEqual([
+      ['c', 0, `${file(0)}:1`],
+      ['c', 1, `${file(0)}:2`],
+      ['u', 2, `${file(2)}:1`],
+      ['d', 3, `${file(10)}:1`],
+    ]);
+    expect(batch.quarantined).toMatchObject([{ errorKind: 'invalid-event', failureType: 'Corrupt', raw: 'not json' }]);
+    expect(batch.quarantined[0]!.origin).toBe(`${file(2)}:2`);
+    expect(batch.tombstones).toBe(1);
+    expect(batch.ignored).toEqual([`${dir}_SUCCESS`]);
+    expect(batch.nextWatermark).toEqual({ 'shop.public.orders+0': '10' });
+    expect(batch.cutShort).toBe(false);
+
+    const schema: Schema = {
+      schemaId: 0,
+      identifierFieldIds: [1],
+      fields: [
+        { id: 1, name: 'id', required: true, type: Types.long },
+        { id: 2, name: 'name', required: false, type: Types.string },
+      ],
+    };
+    const collapsed = collapseChanges(batch.events, {
+      tables: [{ source: { schema: 'public', table: 'orders' }, schema }],
+    });
+    const changes = collapsed.tables.get('public.orders')!;
+    expect(changes.ops).toEqual(['upsert', 'delete']);
+    expect(changes.keys).toEqual([[1n], [2n]]);
+    expect(changes.columns.get(2)).toEqual(['a2', null]);
+  });
+
+  it('skips files at or below the committed high-water mark and stops at file boundaries', async () => {
+    const io = memoryIO(files);
+    const first = await readChangeFiles(io, { prefix: dir, maxFiles: 1 });
+    expect(first.files.map((f) => f.uri)).toEqual([file(0)]);
+    expect(first.cutShort).toBe(true);
+    expect(first.nextWatermark).toEqual({ 'shop.public.orders+0': '0' });
+    const second = await readChangeFiles(io, { prefix: dir, watermark: first.nextWatermark, maxEvents: 1 });
+    expect(second.files.map((f) => f.uri)).toEqual([file(2)]);
+    expect(second.events.map((e) => e.envelope.op)).toEqual(['u']);
+    const rest = await readChangeFiles(io, { prefix: dir, watermark: second.nextWatermark });
+    expect(rest.files.map((f) => f.uri)).toEqual([file(10)]);
+    const done = await readChangeFiles(io, { prefix: dir, watermark: rest.nextWatermark });
+    expect(done.files).toEqual([]);
+    expect(done.events).toEqual([]);
+    expect(done.nextWatermark).toEqual(rest.nextWatermark);
+  });
+
+  it('reads lines with Connect schemas and keeps 64-bit integers exact', () => {
+    const withSchema = JSON.stringify({
+      schema: {
+        type: 'struct',
+        fields: [
+          {
+            field: 'after',
+            type: 'struct',
+            fields: [
+              { field: 'id', type: 'int64' },
+              { field: 'ts', type: 'int64', name: 'io.debezium.time.Timestamp' },
+            ],
+          },
+        ],
+      },
+      payload: { before: null, after: { id: 0, ts: 5 }, source: source(), op: 'r', ts_ms: 1 },
+    }).replace('"id":0', '"id":9007199254740993');
+    const event = parseChangeLine(withSchema, 'x:1', 0);
+    expect(event.envelope.after).toEqual({ id: 9007199254740993n, ts: 5 });
+    expect(event.fieldSchemas?.get('ts')?.name).toBe('io.debezium.time.Timestamp');
+    expect(event.encoding).toBe('debezium-json');
+  });
+
+  it('refuses lines that are not change events', () => {
+    expect(() => parseChangeLine('{"op":"x"}', 'f:1', 0)).toThrow(ChangeError);
+    expect(() => parseChangeLine(JSON.stringify({ op: 'c', after: null, source: source() }), 'f:1', 0)).toThrow(
+      /needs an after image/,
+    );
+    expect(() => parseChangeLine(JSON.stringify({ op: 'd', before: null, source: source() }), 'f:1', 0)).toThrow(
+      /before image/,
+    );
+    expect(() => parseChangeLine(JSON.stringify({ op: 'c', after: {}, source: {} }), 'f:1', 0)).toThrow(
+      /source\.schema/,
+    );
+  });
+});
