@@ -406,17 +406,55 @@ export async function planIncrementalAppends(
 // ---- reading --------------------------------------------------------------------------------------------
 
 /** The deleted positions of `dataFilePath` listed in the given position-delete files. */
+/** Reads a position-delete file into the positions it deletes, by data file path. */
+export async function readPositionDeleteFile(io: FileIO, path: string): Promise<Map<string, bigint[]>> {
+  const batch = readParquetFile(await io.read(path), { schema: POSITION_DELETE_SCHEMA });
+  const paths = batch.columns.get(DELETE_FILE_PATH_FIELD_ID) as string[];
+  const positions = batch.columns.get(DELETE_POS_FIELD_ID) as bigint[];
+  const out = new Map<string, bigint[]>();
+  for (let i = 0; i < batch.rowCount; i++) {
+    const list = out.get(paths[i]!);
+    if (list) list.push(positions[i]!);
+    else out.set(paths[i]!, [positions[i]!]);
+  }
+  return out;
+}
+
+/**
+ * Delete files read once per scan: a delete file usually applies to many data files of its partition, and
+ * re-reading it for each one made scans of upserted tables several times slower.
+ */
+export class DeleteFileCache {
+  private readonly positionFiles = new Map<string, Promise<Map<string, bigint[]>>>();
+  private readonly equalityFiles = new Map<string, Promise<Set<string>>>();
+
+  constructor(private readonly io: FileIO) {}
+
+  /** Positions a position-delete file removes, by data file path. */
+  positions(path: string): Promise<Map<string, bigint[]>> {
+    let hit = this.positionFiles.get(path);
+    if (!hit) this.positionFiles.set(path, (hit = readPositionDeleteFile(this.io, path)));
+    return hit;
+  }
+
+  /** The key tuples an equality-delete file removes. */
+  equalityKeys(file: DataFile, tableSchema: Schema): Promise<Set<string>> {
+    let hit = this.equalityFiles.get(file.filePath);
+    if (!hit) this.equalityFiles.set(file.filePath, (hit = readEqualityDeleteFile(this.io, file, tableSchema)));
+    return hit;
+  }
+}
+
+/** The deleted positions of `dataFilePath` listed in the given position-delete files. */
 export async function deletedPositions(
   io: FileIO,
   deleteFiles: readonly DataFile[],
   dataFilePath: string,
+  cache: DeleteFileCache = new DeleteFileCache(io),
 ): Promise<Set<bigint>> {
   const deleted = new Set<bigint>();
   for (const file of deleteFiles) {
-    const batch = readParquetFile(await io.read(file.filePath), { schema: POSITION_DELETE_SCHEMA });
-    const paths = batch.columns.get(DELETE_FILE_PATH_FIELD_ID) as string[];
-    const positions = batch.columns.get(DELETE_POS_FIELD_ID) as bigint[];
-    for (let i = 0; i < batch.rowCount; i++) if (paths[i] === dataFilePath) deleted.add(positions[i]!);
+    for (const pos of (await cache.positions(file.filePath)).get(dataFilePath) ?? []) deleted.add(pos);
   }
   return deleted;
 }
@@ -443,17 +481,24 @@ function columnAccessor(schema: Pick<Schema, 'fields'>, fieldId: number, what: s
 }
 
 /** Equality-delete keys: for each set of equality field ids, the set of deleted key tuples. */
-async function equalityDeleteKeys(io: FileIO, tableSchema: Schema, deleteFiles: readonly DataFile[]) {
+async function readEqualityDeleteFile(io: FileIO, file: DataFile, tableSchema: Schema): Promise<Set<string>> {
+  const ids = file.equalityIds ?? [];
+  // Delete files hold the equality columns in the table's nesting (Java writes a projection of the schema).
+  const fileSchema = pruneSchema(tableSchema, new Set(ids));
+  const accessors = ids.map((id) => columnAccessor(fileSchema, id, `delete file ${file.filePath}`));
+  const batch = readParquetFile(await io.read(file.filePath), { schema: fileSchema });
+  const keys = new Set<string>();
+  for (let r = 0; r < batch.rowCount; r++) keys.add(keyOf(accessors.map((get) => get(batch.columns, r))));
+  return keys;
+}
+
+async function equalityDeleteKeys(cache: DeleteFileCache, tableSchema: Schema, deleteFiles: readonly DataFile[]) {
   const byIds = new Map<string, { ids: number[]; keys: Set<string> }>();
   for (const file of deleteFiles) {
     const ids = file.equalityIds ?? [];
-    // Delete files hold the equality columns in the table's nesting (Java writes a projection of the schema).
-    const fileSchema = pruneSchema(tableSchema, new Set(ids));
-    const accessors = ids.map((id) => columnAccessor(fileSchema, id, `delete file ${file.filePath}`));
-    const batch = readParquetFile(await io.read(file.filePath), { schema: fileSchema });
     const group = byIds.get(ids.join(',')) ?? { ids, keys: new Set<string>() };
     byIds.set(ids.join(','), group);
-    for (let r = 0; r < batch.rowCount; r++) group.keys.add(keyOf(accessors.map((get) => get(batch.columns, r))));
+    for (const key of await cache.equalityKeys(file, tableSchema)) group.keys.add(key);
   }
   return [...byIds.values()];
 }
@@ -470,6 +515,8 @@ export interface ReadTaskOptions {
   filter?: Expression;
   /** @default true */
   caseSensitive?: boolean;
+  /** Shares delete files read by earlier tasks of the same scan. @default a cache for this task only */
+  deleteCache?: DeleteFileCache;
 }
 
 /**
@@ -486,6 +533,7 @@ export async function* readTask(
 ): AsyncGenerator<ParquetColumnBatch> {
   const tableSchema = options.tableSchema ?? schema;
   const caseSensitive = options.caseSensitive ?? true;
+  const deleteCache = options.deleteCache ?? new DeleteFileCache(io);
   const unbound = options.filter;
   const filter = unbound === undefined ? undefined : bind(unbound, tableSchema, { caseSensitive });
   const equalityIds = task.equalityDeletes.flatMap((f) => f.equalityIds ?? []);
@@ -504,9 +552,11 @@ export async function* readTask(
           readSchema.fields.map((f) => f.id),
         );
   const positions = task.positionDeletes.length
-    ? await deletedPositions(io, task.positionDeletes, task.dataFile.filePath)
+    ? await deletedPositions(io, task.positionDeletes, task.dataFile.filePath, deleteCache)
     : new Set<bigint>();
-  const equality = task.equalityDeletes.length ? await equalityDeleteKeys(io, tableSchema, task.equalityDeletes) : [];
+  const equality = task.equalityDeletes.length
+    ? await equalityDeleteKeys(deleteCache, tableSchema, task.equalityDeletes)
+    : [];
   const equalityGroups = equality.map((g) => ({
     keys: g.keys,
     accessors: g.ids.map((id) => columnAccessor(readSchema, id, `an equality delete of ${task.dataFile.filePath}`)),
@@ -654,6 +704,7 @@ async function* readTasks(
 ): AsyncGenerator<ParquetColumnBatch> {
   const readOptions: ReadTaskOptions = {
     tableSchema,
+    deleteCache: new DeleteFileCache(io),
     ...(options.filter === undefined ? {} : { filter: options.filter }),
     ...(options.caseSensitive === undefined ? {} : { caseSensitive: options.caseSensitive }),
   };

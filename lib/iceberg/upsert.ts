@@ -28,14 +28,13 @@ import {
 } from './metadata-json.js';
 import { partitionPath, partitionValues, type PartitionSpec } from './partition-spec.js';
 import { readParquetBatches, writePositionDeleteFile, type ColumnValues } from './parquet/index.js';
-import { liveEntries, planFiles, type FileScanTask } from './scan.js';
+import { liveEntries, planFiles, readPositionDeleteFile, type FileScanTask } from './scan.js';
 import { noChanges, type SnapshotChanges } from './table-update.js';
 import type { NestedField, Schema } from './types.js';
 import { IcebergError, RowLevelConflictError } from './errors.js';
 import type { PrimitiveValue } from './values.js';
 import { decodeBound, compareValues } from './bounds.js';
-import { DELETE_FILE_PATH_FIELD_ID, DELETE_POS_FIELD_ID, POSITION_DELETE_SCHEMA } from './parquet/writer.js';
-import { readParquetFile } from './parquet/reader.js';
+import { DELETE_FILE_PATH_FIELD_ID } from './parquet/writer.js';
 
 /** What one change row does. */
 export type ChangeOp = 'upsert' | 'delete';
@@ -163,19 +162,6 @@ async function readFileKeys(io: FileIO, path: string, keys: NestedField[]): Prom
   return out;
 }
 
-async function readDeleteFile(io: FileIO, path: string): Promise<Map<string, bigint[]>> {
-  const batch = readParquetFile(await io.read(path), { schema: POSITION_DELETE_SCHEMA });
-  const paths = batch.columns.get(DELETE_FILE_PATH_FIELD_ID) as string[];
-  const positions = batch.columns.get(DELETE_POS_FIELD_ID) as bigint[];
-  const out = new Map<string, bigint[]>();
-  for (let i = 0; i < batch.rowCount; i++) {
-    const list = out.get(paths[i]!) ?? [];
-    list.push(positions[i]!);
-    out.set(paths[i]!, list);
-  }
-  return out;
-}
-
 /** Whether a data file's key bounds could contain any of the keys (single-column keys only; else true). */
 function mayContainKeys(file: DataFile, keys: NestedField[], keyValues: readonly PrimitiveValue[][]): boolean {
   if (keys.length !== 1) return true;
@@ -259,7 +245,7 @@ export async function upsertRows(
     const fileKeys = await cache.fileKeys(task.dataFile.filePath, () => readFileKeys(io, task.dataFile.filePath, keys));
     const deleted = new Set<bigint>();
     for (const d of task.positionDeletes) {
-      const byPath = await cache.deleteFilePositions(d.filePath, () => readDeleteFile(io, d.filePath));
+      const byPath = await cache.deleteFilePositions(d.filePath, () => readPositionDeleteFile(io, d.filePath));
       for (const p of byPath.get(task.dataFile.filePath) ?? []) deleted.add(p);
     }
     if (task.equalityDeletes.length > 0) {

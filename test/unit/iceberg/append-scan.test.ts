@@ -135,4 +135,52 @@ describe('append and scan', () => {
     await expect(appendColumns(catalog, io, 'db.t', { columns: nullKey })).rejects.toThrow(TableWriteError);
     expect((await catalog.loadTable('db.t')).metadataLocation).toBe(before);
   });
+
+  it('reads each delete file once per scan, however many data files it applies to', async () => {
+    await catalog.createTable('db.t', { schema });
+    const first = await appendColumns(catalog, io, 'db.t', { columns: cols([1, 2]) });
+    const second = await appendColumns(catalog, io, 'db.t', { columns: cols([3, 4]) });
+    const paths = [first.dataFiles[0]!.filePath, second.dataFiles[0]!.filePath];
+    const written = await writePositionDeleteFile({ filePaths: paths, positions: [0n, 1n] });
+    const { metadata } = await catalog.loadTable('db.t');
+    const deletePath = `${metadata.location}/data/deletes-shared.parquet`;
+    await io.write(deletePath, written.bytes);
+    const snapshotId = newSnapshotId(metadata.snapshots.map((s) => s.snapshotId));
+    const manifest = await writeAddedManifest(
+      io,
+      metadata,
+      snapshotId,
+      [
+        {
+          content: 'position-deletes',
+          filePath: deletePath,
+          fileFormat: 'PARQUET',
+          partition: [],
+          specId: 0,
+          recordCount: 2n,
+          fileSizeInBytes: BigInt(written.bytes.length),
+          ...written.metrics,
+        },
+      ],
+      'deletes',
+    );
+    await commitNewManifests(catalog, io, 'db.t', {
+      snapshotId,
+      manifests: [manifest],
+      operation: 'delete',
+      changes: { ...noChanges(), addedPositionDeleteFiles: 1, addedPositionDeletes: 2n },
+    });
+
+    const reads = new Map<string, number>();
+    const counting = Object.create(io) as LocalFileIO;
+    counting.read = async (uri) => {
+      reads.set(uri, (reads.get(uri) ?? 0) + 1);
+      return io.read(uri);
+    };
+    const rows: bigint[] = [];
+    for await (const b of scanTable(counting, (await catalog.loadTable('db.t')).metadata))
+      rows.push(...(b.columns.get(1) as bigint[]));
+    expect(rows.sort()).toEqual([2n, 3n]);
+    expect(reads.get(deletePath)).toBe(1);
+  });
 });
