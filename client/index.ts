@@ -9,6 +9,8 @@ export {
   pipelines,
   PIPELINE_NAMES,
   startActivityFanOut,
+  startCdcMerge,
+  startCdcOnboard,
   startPipeline,
   startPoolCheck,
   UnknownPipelineError,
@@ -22,3 +24,4 @@ export { ERROR_TYPES, type ErrorType } from '../schemas/error-types.js';
 export * from '../schemas/platform.js';
 export { desiredSchedule, diffSchedules, syncSchedules } from './schedules.js';
 export { runDoctor, type DoctorCheck } from './doctor.js';
+export * from '../schemas/cdc.js';

@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { z } from 'zod';
+import {
+  cdcMergeWorkflowId,
+  CdcMergeInput,
+  cdcOnboardWorkflowId,
+  CdcOnboardInput,
+  defaultIcebergTable,
+} from '../schemas/cdc.js';
 import { ActivityFanOutInput, PoolCheckInput } from '../schemas/platform.js';
 import { SearchAttributes } from '../schemas/search-attributes.js';
 import { taskQueues } from '../schemas/task-queues.js';
@@ -42,6 +49,23 @@ export const pipelines = {
     description: 'run N no-op activities (orchestration-overhead benchmark)',
     workflowId: () => `activity-fan-out/${randomUUID()}`,
     summary: (i) => `${i.count} no-op activities, ${i.mode}`,
+  }),
+  'cdc-onboard': definePipeline({
+    name: 'cdc-onboard',
+    workflowType: 'cdcOnboard',
+    input: CdcOnboardInput,
+    description: 'copy a PostgreSQL table into a new Iceberg table, then start its source merge',
+    workflowId: (i) => cdcOnboardWorkflowId(i.sourceName, i.table),
+    summary: (i) =>
+      `onboard ${i.table} of source ${i.sourceName} into ${i.icebergTable ?? defaultIcebergTable(i.sourceName, i.table)}`,
+  }),
+  'cdc-merge': definePipeline({
+    name: 'cdc-merge',
+    workflowType: 'cdcMerge',
+    input: CdcMergeInput,
+    description: "merge a source's replication slot changes into its Iceberg tables, continuously",
+    workflowId: (i) => cdcMergeWorkflowId(i.sourceName),
+    summary: (i) => `CDC merge of source ${i.sourceName}: ${i.tables.map((t) => t.icebergTable).join(', ')}`,
   }),
 } as const;
 
@@ -108,5 +132,19 @@ export function startActivityFanOut(
 ) {
   return startPipeline(client, 'activity-fan-out', input, opts) as Promise<
     WorkflowHandleWithFirstExecutionRunId<typeof workflows.activityFanOut>
+  >;
+}
+
+/** Typed helper: onboards a PostgreSQL table (`cdc-onboard/<source>/<table>`); the merge starts when it is done. */
+export function startCdcOnboard(client: Client, input: z.input<typeof CdcOnboardInput>, opts?: StartPipelineOptions) {
+  return startPipeline(client, 'cdc-onboard', input, opts) as Promise<
+    WorkflowHandleWithFirstExecutionRunId<typeof workflows.cdcOnboard>
+  >;
+}
+
+/** Typed helper: starts a source's merge loop (`cdc/<source>`) by hand, e.g. after it was stopped. */
+export function startCdcMerge(client: Client, input: z.input<typeof CdcMergeInput>, opts?: StartPipelineOptions) {
+  return startPipeline(client, 'cdc-merge', input, opts) as Promise<
+    WorkflowHandleWithFirstExecutionRunId<typeof workflows.cdcMerge>
   >;
 }

@@ -18,7 +18,14 @@ import { StackConfig } from '../schemas/stack-config.js';
 import { createCpuWorker, createGpuHostWorkers } from '../workers/pool-workers.js';
 import { bundleWorkflows } from '../workers/workflow-bundle.js';
 
-/** One recorded case: a pipeline and its input. File names are `<case>.json`. */
+/**
+ * One recorded case: a pipeline and its input. File names are `<case>.json`.
+ *
+ * The CDC workflows (`cdcOnboard`, `cdcMerge`) need PostgreSQL and a catalog, so their histories
+ * (`test/histories/cdc-*.json`) are recorded by their integration test instead:
+ * `SLUICE_RECORD_HISTORIES=1 npx vitest run --config vitest.integration.config.ts test/integration/cdc-pipeline.test.ts`
+ * (docs/cdc-pipeline.md).
+ */
 export const HISTORY_CASES: { name: string; pipeline: string; input: unknown }[] = [
   {
     name: 'pool-check',

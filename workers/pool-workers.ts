@@ -1,5 +1,6 @@
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
+import { createCdcActivities, type CdcActivityDeps } from '../activities/cdc-activities.js';
 import { createGpuHostActivities } from '../activities/gpu-host-activities.js';
 import { createPlatformActivities } from '../activities/platform-activities.js';
 import { taskQueues } from '../schemas/task-queues.js';
@@ -24,6 +25,13 @@ export interface CpuWorkerOptions extends CommonOptions {
   maxConcurrentActivities?: number;
   /** @default 40 */
   maxConcurrentWorkflowTasks?: number;
+  /**
+   * The catalog, FileIO and source pools of the CDC activities (`onboardTable`, `mergeBatch`, `advanceSlot`,
+   * `slotStatus`). Without them those activities are not registered, and CDC pipelines on this queue wait for a
+   * worker that has them.
+   * @default none
+   */
+  cdc?: CdcActivityDeps;
 }
 
 /** The `cpu` pool: all workflows and the CPU activities, on the base queue. */
@@ -33,7 +41,7 @@ export async function createCpuWorker(opts: CpuWorkerOptions): Promise<Worker> {
     namespace: opts.namespace,
     taskQueue: taskQueues(opts.baseTaskQueue).cpu,
     ...opts.workflows,
-    activities: createPlatformActivities(),
+    activities: { ...createPlatformActivities(), ...(opts.cdc ? createCdcActivities(opts.cdc) : {}) },
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 8,
     maxConcurrentWorkflowTaskExecutions: opts.maxConcurrentWorkflowTasks ?? 40,
     shutdownGraceTime: opts.shutdownGraceTime ?? '30s',

@@ -2,8 +2,9 @@ import os from 'node:os';
 import type { Worker } from '@temporalio/worker';
 import { createCodecFromEnv, dataConverterFor } from '../client/codec.js';
 import { connectWorkerConnection, type ConnectionOverrides } from '../client/connection.js';
-import { sluiceEnv } from '../lib/config.js';
+import { REPO_ROOT, sluiceEnv } from '../lib/config.js';
 import { createLogger } from '../lib/observability/logger.js';
+import { createSourcePools, openWarehouse, type SourcePools, type Warehouse } from '../lib/stack/warehouse.js';
 import type { StackConfig } from '../schemas/stack-config.js';
 import { createCpuWorker, createGpuHostWorkers } from './pool-workers.js';
 import { installWorkerRuntime } from './runtime.js';
@@ -44,8 +45,16 @@ export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void
   });
   const dataConverter = dataConverterFor(createCodecFromEnv(sluiceEnv));
   let workers: Worker[];
+  // The cpu pool hosts the CDC activities: the catalog and warehouse from temporal-dev.yml `defaults`, and pools to
+  // the source databases named in pipeline inputs. S3 settings for an s3:// warehouse are not read yet.
+  let warehouse: Warehouse | undefined;
+  let sourcePools: SourcePools | undefined;
   if (opts.pool === 'cpu') {
     const cpu = opts.config.workers.cpu;
+    warehouse = await openWarehouse(opts.config.defaults, { baseDir: REPO_ROOT });
+    sourcePools = createSourcePools({
+      onIdleError: (err) => logger.warn({ err }, 'an idle connection to a CDC source failed'),
+    });
     workers = [
       await createCpuWorker({
         connection,
@@ -56,6 +65,7 @@ export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void
         maxConcurrentWorkflowTasks: cpu.maxConcurrentWorkflowTasks,
         shutdownGraceTime: cpu.shutdownGraceTime as `${number}s`,
         dataConverter,
+        cdc: { catalog: warehouse.catalog, io: warehouse.io, pgPoolFor: sourcePools.poolFor },
       }),
     ];
   } else {
@@ -86,6 +96,8 @@ export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void
     await Promise.all(workers.map((w) => w.run()));
   } finally {
     await connection.close();
+    await sourcePools?.close();
+    await warehouse?.close();
     await runtime.close();
     logger.info('worker stopped');
   }

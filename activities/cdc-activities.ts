@@ -1,0 +1,525 @@
+import { createHash } from 'node:crypto';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type pg from 'pg';
+import type { z } from 'zod';
+import {
+  CDC_WATERMARK_PROPERTY,
+  advanceSlot as advanceReplicationSlot,
+  buildIcebergSchema,
+  collapseChanges,
+  copyInitialSnapshot,
+  dropSlot,
+  ensurePublication,
+  fillUnchangedValues,
+  formatLsn,
+  parseLsn,
+  qualifiedName,
+  quarantineToJsonLines,
+  readChangeBatch,
+  readSlotStatus,
+  readSourceTable,
+  readWatermark,
+  translateReplicationError,
+  watermarkProperties,
+  type QuarantineRecord,
+  type SlotStatus,
+  type TableChanges,
+  type TableName,
+} from '../lib/cdc/index.js';
+import { commitNewManifests, writeAddedManifest, writeDataFiles } from '../lib/iceberg/append.js';
+import { NamespaceAlreadyExistsError, type SqlCatalog } from '../lib/iceberg/catalog/index.js';
+import type { DataFile } from '../lib/iceberg/data-file.js';
+import { isIn } from '../lib/iceberg/expressions.js';
+import { currentSchema, currentSnapshot, newSnapshotId, type TableMetadata } from '../lib/iceberg/metadata-json.js';
+import { scanTable } from '../lib/iceberg/scan.js';
+import { noChanges } from '../lib/iceberg/table-update.js';
+import type { NestedField, Schema } from '../lib/iceberg/types.js';
+import { KeyIndexCache, keyString, upsertRows } from '../lib/iceberg/upsert.js';
+import type { PrimitiveValue } from '../lib/iceberg/values.js';
+import type { FileIO } from '../lib/storage/file-io.js';
+import {
+  AdvanceSlotInput,
+  MergeBatchInput,
+  OnboardTableInput,
+  SlotStatusInput,
+  type CdcSlotStatus,
+  type MergeBatchResult,
+  type MergedTable,
+  type OnboardTableResult,
+} from '../schemas/cdc.js';
+import { toActivityFailure, typedFailure, validateActivityInput } from './failures.js';
+
+/** Dependencies of the CDC activities; the cpu worker builds them from temporal-dev.yml (lib/stack/warehouse.ts). */
+export interface CdcActivityDeps {
+  /** The Iceberg catalog the tables live in. */
+  catalog: SqlCatalog;
+  /** Reads and writes table files and the quarantine. */
+  io: FileIO;
+  /** A connection pool per source database, reused across activities. */
+  pgPoolFor(connectionString: string): pg.Pool;
+  /** Key positions reused across merges in this process. @default a cache per factory call */
+  keyIndex?: KeyIndexCache;
+  /** How often long activities heartbeat. @default 5000 */
+  heartbeatIntervalMs?: number;
+  /** @default Date.now */
+  now?: () => number;
+}
+
+/** The table property naming the source table an Iceberg table follows. */
+export const CDC_SOURCE_TABLE_PROPERTY = 'sluice.cdc.source-table';
+
+// Types `bucket[N]` accepts (spec Appendix B); a key with none of them (boolean) leaves the table unpartitioned.
+const BUCKETABLE: ReadonlySet<string> = new Set([
+  'int',
+  'long',
+  'decimal',
+  'date',
+  'time',
+  'timestamp',
+  'timestamptz',
+  'string',
+  'uuid',
+  'fixed',
+  'binary',
+]);
+
+/**
+ * The CDC activities (cpu pool): onboarding a source table, merging one batch of slot changes into Iceberg, and
+ * the slot's advance and status. Row data never leaves the activity; the workflow sees counts and LSNs.
+ */
+export function createCdcActivities(deps: CdcActivityDeps) {
+  const keyIndex = deps.keyIndex ?? new KeyIndexCache();
+  const now = deps.now ?? Date.now;
+  const heartbeatEveryMs = deps.heartbeatIntervalMs ?? 5000;
+
+  /** Runs `work` on a pooled client; a failed client is destroyed rather than returned to the pool. */
+  async function withClient<T>(connectionString: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await deps.pgPoolFor(connectionString).connect();
+    let failed = false;
+    try {
+      return await work(client);
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      client.release(failed);
+    }
+  }
+
+  /** Heartbeats `details()` now and every few seconds until the returned function is called. */
+  function keepHeartbeating(details: () => unknown): () => void {
+    const ctx = Context.current();
+    ctx.heartbeat(details());
+    const timer = setInterval(() => ctx.heartbeat(details()), heartbeatEveryMs);
+    return () => clearInterval(timer);
+  }
+
+  async function writeQuarantine(sourceName: string, records: readonly QuarantineRecord[]): Promise<string | null> {
+    if (records.length === 0) return null;
+    const uri = `${deps.catalog.warehouse}/_quarantine/${sourceName}/${new Date(now()).toISOString().slice(0, 10)}.jsonl`;
+    const existing = (await deps.io.exists(uri)) ? Buffer.from(await deps.io.read(uri)).toString('utf8') : '';
+    // A retried batch quarantines the same events again; skip the ones already in the file.
+    const seen = new Set(
+      existing
+        .split('\n')
+        .filter((line) => line.trim() !== '')
+        .map((line) => recordIdentity(JSON.parse(line) as QuarantineRecord)),
+    );
+    const fresh = records.filter((r) => !seen.has(recordIdentity(r)));
+    if (fresh.length > 0) await deps.io.write(uri, existing + quarantineToJsonLines(fresh));
+    return uri;
+  }
+
+  async function onboard(input: z.output<typeof OnboardTableInput>): Promise<OnboardTableResult> {
+    const { catalog, io } = deps;
+    const sourceTable = parseTableName(input.table);
+    let rowsCopied = 0;
+    let phase = 'checking';
+    const stopHeartbeats = keepHeartbeating(() => ({ phase, rowsCopied }));
+    try {
+      const existing = await loadIfExists(catalog, input.icebergTable);
+      if (existing) {
+        const snapshot = currentSnapshot(existing.metadata);
+        const watermark = readWatermark(snapshot?.summary);
+        if (watermark !== undefined) {
+          // Done by an earlier attempt or run. The merge needs the slot, so a missing one is an error here.
+          await withClient(input.connectionString, (c) => readSlotStatus(c, input.slot));
+          return {
+            icebergTable: input.icebergTable,
+            key: keyNames(currentSchema(existing.metadata)),
+            rowsCopied: 0,
+            quarantined: 0,
+            watermark: formatLsn(watermark),
+            snapshotId: snapshot ? String(snapshot.snapshotId) : null,
+            alreadyOnboarded: true,
+          };
+        }
+        if (snapshot) {
+          throw typedFailure(
+            'InvalidInput',
+            `Iceberg table "${input.icebergTable}" already exists and has data but no CDC watermark ` +
+              `(${CDC_WATERMARK_PROPERTY}), so cdc-onboard did not write it; choose another icebergTable or drop ` +
+              'that table',
+          );
+        }
+      }
+
+      const source = await withClient(input.connectionString, (c) => readSourceTable(c, sourceTable));
+      const built = buildIcebergSchema(source, {
+        ...(input.key ? { key: input.key } : {}),
+        wideNumeric: input.wideNumeric,
+      });
+      const slotExists = await withClient(input.connectionString, async (c) => {
+        const r = await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [input.slot]);
+        return r.rows.length > 0;
+      });
+      if (slotExists) {
+        if (!existing) {
+          throw typedFailure(
+            'Unsupported',
+            `replication slot "${input.slot}" of source "${input.sourceName}" already exists, so another table of ` +
+              `this source is onboarded (or something else uses that slot name); adding "${input.table}" to a ` +
+              'running source is not supported yet: onboard it under another sourceName',
+          );
+        }
+        // An earlier attempt created the Iceberg table, then died during the copy: its slot and files are useless.
+        phase = 'dropping the slot of a failed copy';
+        await withClient(input.connectionString, (c) => dropSlot(c, input.slot));
+      }
+      if (existing) await catalog.dropTable(input.icebergTable, { purge: true });
+
+      phase = 'creating the table';
+      await ensureNamespace(catalog, namespaceOf(input.icebergTable));
+      const bucketColumn = built.key.find((name) => {
+        const field = built.schema.fields.find((f) => f.name === name);
+        return field !== undefined && BUCKETABLE.has(field.type.kind);
+      });
+      const created = await catalog.createTable(input.icebergTable, {
+        schema: built.schema,
+        ...(bucketColumn
+          ? { partitionSpec: [{ sourceColumn: bucketColumn, transform: `bucket[${input.buckets}]` }] }
+          : {}),
+        properties: {
+          'sluice.cdc.source': input.sourceName,
+          [CDC_SOURCE_TABLE_PROPERTY]: input.table,
+          'sluice.cdc.slot': input.slot,
+          'sluice.cdc.publication': input.publication,
+        },
+      });
+      await withClient(input.connectionString, (c) =>
+        ensurePublication(c, { publication: input.publication, tables: [source] }),
+      );
+
+      phase = 'copying';
+      const metadata = created.metadata;
+      const schema = currentSchema(metadata);
+      const dataFiles: DataFile[] = [];
+      const quarantined: QuarantineRecord[] = [];
+      let buffer = emptyColumns(schema);
+      let buffered = 0;
+      const flush = async () => {
+        if (buffered === 0) return;
+        dataFiles.push(...(await writeDataFiles(io, metadata, { columns: buffer, rowCount: buffered })));
+        buffer = emptyColumns(schema);
+        buffered = 0;
+      };
+      // The copy cannot resume (the exported snapshot dies with its connection), so its files are committed once,
+      // at the end, with the watermark: a failed copy leaves an empty table and no slot, and a retry starts over.
+      const copy = await copyInitialSnapshot({
+        connection: input.connectionString,
+        slot: input.slot,
+        tables: [source],
+        chunkRows: input.chunkRows,
+        serverName: input.sourceName,
+        now,
+        onChunk: async (_table, events) => {
+          const collapsed = collapseChanges(events, { tables: [{ source, schema }] });
+          quarantined.push(...collapsed.quarantined);
+          const changes = collapsed.tables.get(qualifiedName(source))!;
+          for (const [id, values] of changes.columns) {
+            const target = buffer.get(id)!;
+            for (const value of values) target.push(value);
+          }
+          buffered += changes.ops.length;
+          rowsCopied += changes.ops.length;
+          if (buffered >= input.flushRows) await flush();
+        },
+      });
+      await flush();
+
+      phase = 'committing';
+      const snapshotId = newSnapshotId(metadata.snapshots.map((s) => s.snapshotId));
+      const manifests =
+        dataFiles.length > 0 ? [await writeAddedManifest(io, metadata, snapshotId, dataFiles, 'data')] : [];
+      await commitNewManifests(catalog, io, input.icebergTable, {
+        snapshotId,
+        manifests,
+        operation: 'append',
+        changes: {
+          ...noChanges(),
+          addedDataFiles: dataFiles.length,
+          addedRecords: dataFiles.reduce((n, f) => n + f.recordCount, 0n),
+          addedFilesSize: dataFiles.reduce((n, f) => n + f.fileSizeInBytes, 0n),
+        },
+        snapshotProperties: watermarkProperties(copy.consistentPoint),
+      });
+      await writeQuarantine(input.sourceName, quarantined);
+      return {
+        icebergTable: input.icebergTable,
+        key: [...built.key],
+        rowsCopied,
+        quarantined: quarantined.length,
+        watermark: formatLsn(copy.consistentPoint),
+        snapshotId: String(snapshotId),
+        alreadyOnboarded: false,
+      };
+    } finally {
+      stopHeartbeats();
+    }
+  }
+
+  async function merge(input: z.output<typeof MergeBatchInput>): Promise<MergeBatchResult> {
+    const { catalog, io } = deps;
+    let phase = 'loading tables';
+    const stopHeartbeats = keepHeartbeating(() => ({ phase }));
+    try {
+      const targets = [];
+      for (const table of input.tables) {
+        const loaded = await catalog.loadTable(table.icebergTable);
+        const watermark = readWatermark(currentSnapshot(loaded.metadata)?.summary);
+        if (watermark === undefined) {
+          throw typedFailure(
+            'InvalidInput',
+            `Iceberg table "${table.icebergTable}" has no CDC watermark (${CDC_WATERMARK_PROPERTY}) in its current ` +
+              `snapshot, so its onboarding never finished; run cdc-onboard for "${table.source}" first`,
+          );
+        }
+        const schema = currentSchema(loaded.metadata);
+        targets.push({ table, source: parseTableName(table.source), metadata: loaded.metadata, schema, watermark });
+      }
+
+      phase = 'reading changes';
+      const batch = await withClient(input.connectionString, (c) =>
+        readChangeBatch(c, {
+          slot: input.slot,
+          publication: input.publication,
+          maxChanges: input.maxChanges,
+          serverName: input.sourceName,
+          now,
+        }),
+      );
+
+      phase = 'collapsing';
+      const collapsed = collapseChanges(batch.events, {
+        tables: targets.map((t) => ({ source: t.source, schema: t.schema, watermark: t.watermark })),
+      });
+      const quarantined = [...collapsed.quarantined];
+      const merged: MergedTable[] = [];
+      let committedAt: string | null = null;
+      for (const target of targets) {
+        let changes = collapsed.tables.get(qualifiedName(target.source))!;
+        if (changes.unchanged.length > 0) {
+          phase = `reading current rows of ${target.table.icebergTable}`;
+          const current = await currentRowsByKey(io, target.metadata, target.schema, changes);
+          const filled = fillUnchangedValues(changes, (key) => current.get(keyString(key)));
+          changes = filled.changes;
+          quarantined.push(...filled.quarantined);
+        }
+        let snapshotId: string | null = null;
+        let counts = { inserted: 0, updated: 0, deleted: 0 };
+        let watermark = target.watermark;
+        if (changes.ops.length > 0 && batch.lastCommitEndLsn !== undefined) {
+          phase = `merging into ${target.table.icebergTable}`;
+          const result = await upsertRows(catalog, io, target.table.icebergTable, {
+            columns: changes.columns,
+            ops: changes.ops,
+            snapshotProperties: watermarkProperties(batch.lastCommitEndLsn),
+            keyIndex,
+          });
+          counts = { inserted: result.inserted, updated: result.updated, deleted: result.deleted };
+          if (result.snapshotId !== undefined) {
+            snapshotId = String(result.snapshotId);
+            watermark = batch.lastCommitEndLsn;
+            committedAt = new Date(now()).toISOString();
+          }
+        }
+        merged.push({
+          icebergTable: target.table.icebergTable,
+          merged: counts.inserted + counts.updated + counts.deleted,
+          ...counts,
+          skippedBelowWatermark: changes.skippedBelowWatermark,
+          snapshotId,
+          watermark: formatLsn(watermark),
+        });
+      }
+
+      phase = 'writing the quarantine';
+      const quarantineFile = await writeQuarantine(input.sourceName, quarantined);
+      return {
+        changes: batch.events.length,
+        transactions: batch.transactions,
+        merged: merged.reduce((n, t) => n + t.merged, 0),
+        quarantined: quarantined.length,
+        skippedBelowWatermark: merged.reduce((n, t) => n + t.skippedBelowWatermark, 0),
+        tables: merged,
+        lastCommitEndLsn: batch.lastCommitEndLsn === undefined ? null : formatLsn(batch.lastCommitEndLsn),
+        advanceTo: batch.advanceTo === undefined || batch.advanceTo === 0n ? null : formatLsn(batch.advanceTo),
+        uptoLsn: formatLsn(batch.uptoLsn),
+        cutShort: batch.cutShort,
+        lagSeconds: batch.firstCommitTimeMs === undefined ? 0 : Math.max(0, (now() - batch.firstCommitTimeMs) / 1000),
+        committedAt,
+        lastSourceCommitTime:
+          batch.lastCommitTimeMs === undefined ? null : new Date(batch.lastCommitTimeMs).toISOString(),
+        quarantineFile,
+      };
+    } finally {
+      stopHeartbeats();
+    }
+  }
+
+  /** The failure an activity throws for `err`: typed failures as they are, engine errors mapped to their type. */
+  function activityFailure(err: unknown, names: { slot?: string; publication?: string }): unknown {
+    if (err instanceof ApplicationFailure) return err;
+    return toActivityFailure(translateReplicationError(err, names));
+  }
+
+  return {
+    /**
+     * Onboards a source table: reads its definition, creates the Iceberg table (identifier fields = key,
+     * `bucket(N, key)`), ensures the publication, creates the slot with an exported snapshot and copies the table
+     * from exactly the slot's consistent point, committing once with that point as the table's watermark.
+     * Idempotent: a table that already has a watermark is left alone; a half-done copy is dropped and redone.
+     */
+    async onboardTable(raw: OnboardTableInput): Promise<OnboardTableResult> {
+      const input = validateActivityInput(OnboardTableInput, raw, 'onboardTable input');
+      try {
+        return await onboard(input);
+      } catch (err) {
+        throw activityFailure(err, { slot: input.slot, publication: input.publication });
+      }
+    },
+
+    /**
+     * Merges one bounded batch of the slot's changes into the Iceberg tables: reads each table's watermark, peeks
+     * the batch, collapses it per key skipping transactions at or below the watermark (exactly once), fills
+     * unchanged TOASTed values from the current rows, and upserts with the batch's last commit end LSN as the new
+     * watermark. Quarantined events go to `<warehouse>/_quarantine/<source>/<date>.jsonl`. The slot is not moved:
+     * call `advanceSlot` with `advanceTo` after this returns.
+     */
+    async mergeBatch(raw: MergeBatchInput): Promise<MergeBatchResult> {
+      const input = validateActivityInput(MergeBatchInput, raw, 'mergeBatch input');
+      try {
+        return await merge(input);
+      } catch (err) {
+        throw activityFailure(err, { slot: input.slot, publication: input.publication });
+      }
+    },
+
+    /** Moves the slot to `to` (idempotent) and returns its status afterwards. Only after the Iceberg commit. */
+    async advanceSlot(raw: AdvanceSlotInput): Promise<CdcSlotStatus> {
+      const input = validateActivityInput(AdvanceSlotInput, raw, 'advanceSlot input');
+      try {
+        return await withClient(input.connectionString, async (c) => {
+          const advanced = await advanceReplicationSlot(c, input.slot, parseLsn(input.to));
+          return { ...slotStatusJson(await readSlotStatus(c, input.slot)), moved: advanced.moved };
+        });
+      } catch (err) {
+        throw activityFailure(err, { slot: input.slot });
+      }
+    },
+
+    /** The slot's position, lag and retained WAL. */
+    async slotStatus(raw: SlotStatusInput): Promise<CdcSlotStatus> {
+      const input = validateActivityInput(SlotStatusInput, raw, 'slotStatus input');
+      try {
+        return await withClient(input.connectionString, async (c) =>
+          slotStatusJson(await readSlotStatus(c, input.slot)),
+        );
+      } catch (err) {
+        throw activityFailure(err, { slot: input.slot });
+      }
+    },
+  };
+}
+
+export type CdcActivities = ReturnType<typeof createCdcActivities>;
+
+/** `schema.table` (validated by the schemas) as a table name. */
+function parseTableName(text: string): TableName {
+  const dot = text.indexOf('.');
+  return { schema: text.slice(0, dot), table: text.slice(dot + 1) };
+}
+
+function namespaceOf(icebergTable: string): string {
+  return icebergTable.slice(0, icebergTable.lastIndexOf('.'));
+}
+
+async function ensureNamespace(catalog: SqlCatalog, namespace: string): Promise<void> {
+  if (await catalog.namespaceExists(namespace)) return;
+  try {
+    await catalog.createNamespace(namespace);
+  } catch (err) {
+    if (!(err instanceof NamespaceAlreadyExistsError)) throw err;
+  }
+}
+
+async function loadIfExists(catalog: SqlCatalog, table: string) {
+  return (await catalog.tableExists(table)) ? catalog.loadTable(table) : undefined;
+}
+
+function keyFieldsOf(schema: Schema): NestedField[] {
+  return schema.identifierFieldIds.map((id) => schema.fields.find((f) => f.id === id)!);
+}
+
+function keyNames(schema: Schema): string[] {
+  return keyFieldsOf(schema).map((f) => f.name);
+}
+
+function emptyColumns(schema: Schema): Map<number, unknown[]> {
+  return new Map(schema.fields.map((f) => [f.id, []]));
+}
+
+/**
+ * The table's current rows for the keys whose unchanged TOASTed values must be copied, by {@link keyString} of the
+ * key: a scan filtered by `IN` on the first key column (pruned by partition and column bounds), then exact keys.
+ */
+async function currentRowsByKey(
+  io: FileIO,
+  metadata: TableMetadata,
+  schema: Schema,
+  changes: TableChanges,
+): Promise<Map<string, Map<number, unknown>>> {
+  const keys = keyFieldsOf(schema);
+  const first = keys[0]!;
+  const wanted = new Set(changes.unchanged.map((u) => keyString(u.lookupKey)));
+  const firstValues = new Map<string, PrimitiveValue>();
+  for (const u of changes.unchanged) firstValues.set(keyString([u.lookupKey[0]]), u.lookupKey[0]!);
+  const out = new Map<string, Map<number, unknown>>();
+  for await (const batch of scanTable(io, metadata, { filter: isIn(first.name, [...firstValues.values()]) })) {
+    for (let r = 0; r < batch.rowCount; r++) {
+      const key = keyString(keys.map((k) => batch.columns.get(k.id)![r]));
+      if (!wanted.has(key)) continue;
+      out.set(key, new Map([...batch.columns].map(([id, values]) => [id, values[r]])));
+    }
+  }
+  return out;
+}
+
+function slotStatusJson(status: SlotStatus): CdcSlotStatus {
+  return {
+    slot: status.slot,
+    active: status.active,
+    confirmedLsn: status.confirmedFlushLsn === undefined ? null : formatLsn(status.confirmedFlushLsn),
+    currentLsn: formatLsn(status.currentLsn),
+    lagBytes: String(status.lagBytes),
+    retainedWalBytes: String(status.retainedWalBytes),
+    walStatus: status.walStatus,
+    safeWalBytes: status.safeWalBytes === null ? null : String(status.safeWalBytes),
+  };
+}
+
+function recordIdentity(record: QuarantineRecord): string {
+  return createHash('sha256')
+    .update(JSON.stringify([record.origin, record.errorKind, record.table ?? '', record.raw]))
+    .digest('hex');
+}

@@ -1,0 +1,331 @@
+import { z } from 'zod';
+import { Progress } from './progress.js';
+
+/**
+ * Inputs, results and progress of the CDC pipelines (`cdc-onboard`, `cdc-merge`) and their activities. JSON-exact:
+ * LSNs travel as PostgreSQL prints them (`0/16B3748`), byte counts as decimal strings (they exceed 2^53 on busy
+ * servers), times as ISO strings. No row data ever crosses Temporal: activities read the source and write Iceberg
+ * themselves and return counts and positions.
+ */
+
+/** A PostgreSQL LSN, `X/Y` in hex. */
+export const Lsn = z.string().regex(/^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/, 'an LSN such as "0/16B3748"');
+export type Lsn = z.infer<typeof Lsn>;
+
+/** A byte count as a decimal string. */
+export const ByteCount = z.string().regex(/^\d+$/, 'a byte count as a decimal string, e.g. "1048576"');
+
+const IsoTime = z.iso.datetime();
+
+/**
+ * The logical name of a source database, used in workflow ids (`cdc/<source>`), slot and publication names
+ * (`sluice_<source>`) and the default Iceberg namespace. Lower-case so that the slot name needs no quoting.
+ */
+export const SourceName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_]{0,39}$/, 'lower-case letters, digits and "_", starting with a letter (at most 40)');
+
+/** A source table, `schema.table` (neither part may contain a dot). */
+export const SourceTableName = z
+  .string()
+  .regex(/^[^.\s"]+\.[^.\s"]+$/, 'a source table as "schema.table", e.g. "public.orders"');
+
+/** An Iceberg table, `namespace.table` (more namespace levels allowed: `a.b.table`). */
+export const IcebergTableName = z
+  .string()
+  .max(255)
+  .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$/, 'an Iceberg table as "namespace.table", e.g. "shop.orders"');
+
+/** A replication slot or publication name: lower-case letters, digits and `_`, at most 63. */
+export const ReplicationName = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower-case letters, digits and "_" (at most 63), e.g. "sluice_shop"');
+
+/**
+ * Where the source database is. For now a connection string that travels in the workflow input (encrypted at rest
+ * when the payload codec is on). Secret references resolved by the worker come later.
+ */
+export const CdcSource = z.strictObject({
+  /** `postgres://user:password@host:port/db`; the role needs REPLICATION (or superuser) and `wal_level=logical`. */
+  connectionString: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// connection string'),
+});
+export type CdcSource = z.infer<typeof CdcSource>;
+
+/** The slot a source's merge reads: `sluice_<source>`. */
+export function cdcSlotName(sourceName: string): string {
+  return `sluice_${sourceName}`;
+}
+
+/** The publication of a source: `sluice_<source>`. */
+export function cdcPublicationName(sourceName: string): string {
+  return `sluice_${sourceName}`;
+}
+
+/** The default Iceberg table of a source table: `<source>.<schema>.<table>`. */
+export function defaultIcebergTable(sourceName: string, table: string): string {
+  return `${sourceName}.${table}`;
+}
+
+/** Workflow id of a table's onboarding; a second onboarding of the same table is refused while one runs. */
+export function cdcOnboardWorkflowId(sourceName: string, table: string): string {
+  return `cdc-onboard/${sourceName}/${table}`;
+}
+
+/** Workflow id of a source's merge: one merge per source, since one slot serves all of its tables. */
+export function cdcMergeWorkflowId(sourceName: string): string {
+  return `cdc/${sourceName}`;
+}
+
+/** Tuning of the merge loop, shared by `cdc-merge` and the merge that `cdc-onboard` starts. */
+const mergeTuning = {
+  /** Row changes per batch at most (whole transactions: a larger transaction still comes in one batch). @default 20000 */
+  maxChangesPerBatch: z.number().int().min(1).max(1_000_000).default(20_000),
+  /**
+   * `continuous`: merge, advance, and poll again after `pollIntervalMs` while there is work (at once when a batch was
+   * cut short), backing off to `idleIntervalMs` when idle. `scheduled` (a run per schedule tick) comes later.
+   * @default continuous
+   */
+  mode: z.literal('continuous').default('continuous'),
+  /** Wait after a batch that had changes. @default 1000 */
+  pollIntervalMs: z.number().int().min(100).max(3_600_000).default(1000),
+  /** Longest wait when idle; the wait doubles from `pollIntervalMs` up to this. @default 5000 */
+  idleIntervalMs: z.number().int().min(100).max(3_600_000).default(5000),
+  /** Batches per run before continue-as-new (history stays far below 10k events). @default 200 */
+  iterationsPerRun: z.number().int().min(1).max(1000).default(200),
+};
+
+// ---- cdc-onboard ------------------------------------------------------------------------------------------------
+
+/** Input of the `cdc-onboard` pipeline: copy a source table into a new Iceberg table and start its merge. */
+export const CdcOnboardInput = z.strictObject({
+  source: CdcSource,
+  sourceName: SourceName,
+  /** `schema.table` in the source database. */
+  table: SourceTableName,
+  /**
+   * Key columns, for a table without a primary key (then the table needs REPLICA IDENTITY FULL).
+   * @default the primary key
+   */
+  key: z.array(z.string().min(1)).min(1).max(32).optional(),
+  /** Buckets of the `bucket(N, key)` partitioning. @default 16 */
+  buckets: z.number().int().min(1).max(4096).default(16),
+  /** @default `<sourceName>.<schema>.<table>` */
+  icebergTable: IcebergTableName.optional(),
+  /** How to map unconstrained numerics: `decimal(38, 18)` (unfit values quarantined) or exact `string`. */
+  wideNumeric: z.enum(['decimal', 'string']).default('decimal'),
+  /** Start the source's merge workflow after the copy. @default true */
+  startMerge: z.boolean().default(true),
+  /** Tuning of the merge it starts. */
+  merge: z.strictObject(mergeTuning).optional(),
+});
+export type CdcOnboardInput = z.input<typeof CdcOnboardInput>;
+
+/** Input of the `onboardTable` activity: the onboarding input with every name resolved. */
+export const OnboardTableInput = z.strictObject({
+  connectionString: CdcSource.shape.connectionString,
+  sourceName: SourceName,
+  table: SourceTableName,
+  key: z.array(z.string().min(1)).min(1).max(32).optional(),
+  buckets: z.number().int().min(1).max(4096),
+  icebergTable: IcebergTableName,
+  slot: ReplicationName,
+  publication: ReplicationName,
+  wideNumeric: z.enum(['decimal', 'string']).default('decimal'),
+  /** Source rows per chunk read from the snapshot cursor. @default 10000 */
+  chunkRows: z.number().int().min(1).max(1_000_000).default(10_000),
+  /** Rows buffered before they are written as data files (one commit at the end). @default 200000 */
+  flushRows: z.number().int().min(1).max(10_000_000).default(200_000),
+});
+export type OnboardTableInput = z.input<typeof OnboardTableInput>;
+
+export const OnboardTableResult = z.object({
+  icebergTable: z.string(),
+  /** The key the Iceberg table's identifier fields hold. */
+  key: z.array(z.string()),
+  /** Rows copied from the snapshot (0 when the table was already onboarded). */
+  rowsCopied: z.number().int(),
+  quarantined: z.number().int(),
+  /** The table's watermark: the slot's consistent point for a new copy. */
+  watermark: Lsn,
+  /** The snapshot carrying the watermark, as a decimal string. */
+  snapshotId: z.string().nullable(),
+  /** True when an earlier attempt or run had already finished the copy; nothing was done. */
+  alreadyOnboarded: z.boolean(),
+});
+export type OnboardTableResult = z.infer<typeof OnboardTableResult>;
+
+export const CdcOnboardResult = z.object({
+  onboard: OnboardTableResult,
+  /** `cdc/<source>` */
+  mergeWorkflowId: z.string().nullable(),
+  /** False when the merge was already running (or `startMerge` was false). */
+  mergeStarted: z.boolean(),
+  /** The first run of the merge this onboarding started; null when it started none. */
+  mergeRunId: z.string().nullable(),
+});
+export type CdcOnboardResult = z.infer<typeof CdcOnboardResult>;
+
+// ---- cdc-merge --------------------------------------------------------------------------------------------------
+
+/** A table a merge applies changes to. */
+export const CdcMergeTable = z.strictObject({
+  /** `schema.table` in the source. */
+  source: SourceTableName,
+  /** `namespace.table` in the catalog; it must have been onboarded (it carries the watermark). */
+  icebergTable: IcebergTableName,
+});
+export type CdcMergeTable = z.infer<typeof CdcMergeTable>;
+
+/** Counters a merge carries across continue-as-new. */
+export const CdcMergeCarriedState = z.strictObject({
+  runs: z.number().int().min(0).default(0),
+  batches: z.number().int().min(0).default(0),
+  changes: z.number().int().min(0).default(0),
+  rowsMerged: z.number().int().min(0).default(0),
+  quarantined: z.number().int().min(0).default(0),
+  paused: z.boolean().default(false),
+  lastCommitTime: IsoTime.optional(),
+  lastSourceCommitTime: IsoTime.optional(),
+  confirmedLsn: Lsn.optional(),
+  sourceLsn: Lsn.optional(),
+  lagBytes: ByteCount.optional(),
+  lagSeconds: z.number().min(0).optional(),
+  retainedWalBytes: ByteCount.optional(),
+});
+export type CdcMergeCarriedState = z.infer<typeof CdcMergeCarriedState>;
+
+/** Input of the `cdc-merge` pipeline: the per-source loop that applies the slot's changes to Iceberg. */
+export const CdcMergeInput = z.strictObject({
+  source: CdcSource,
+  sourceName: SourceName,
+  tables: z.array(CdcMergeTable).min(1).max(100),
+  slot: ReplicationName,
+  publication: ReplicationName,
+  ...mergeTuning,
+  /** Set by the workflow itself when it continues as new. */
+  state: CdcMergeCarriedState.optional(),
+});
+export type CdcMergeInput = z.input<typeof CdcMergeInput>;
+
+/** Input of the `mergeBatch` activity. */
+export const MergeBatchInput = z.strictObject({
+  connectionString: CdcSource.shape.connectionString,
+  sourceName: SourceName,
+  tables: z.array(CdcMergeTable).min(1).max(100),
+  slot: ReplicationName,
+  publication: ReplicationName,
+  maxChanges: z.number().int().min(1).max(1_000_000),
+});
+export type MergeBatchInput = z.input<typeof MergeBatchInput>;
+
+/** What one merged table got from a batch. */
+export const MergedTable = z.object({
+  icebergTable: z.string(),
+  /** Rows inserted, updated or deleted. */
+  merged: z.number().int(),
+  inserted: z.number().int(),
+  updated: z.number().int(),
+  deleted: z.number().int(),
+  /** Changes skipped because the table's watermark already covered their transaction (a replay). */
+  skippedBelowWatermark: z.number().int(),
+  /** The new snapshot, as a decimal string; null when nothing was committed. */
+  snapshotId: z.string().nullable(),
+  /** The table's watermark after the batch. */
+  watermark: Lsn,
+});
+export type MergedTable = z.infer<typeof MergedTable>;
+
+export const MergeBatchResult = z.object({
+  /** Row changes read from the slot (before collapsing). */
+  changes: z.number().int(),
+  transactions: z.number().int(),
+  /** Rows inserted, updated or deleted, over all tables. */
+  merged: z.number().int(),
+  quarantined: z.number().int(),
+  skippedBelowWatermark: z.number().int(),
+  tables: z.array(MergedTable),
+  /** Commit end LSN of the last transaction read. */
+  lastCommitEndLsn: Lsn.nullable(),
+  /** Where the slot may be advanced now that the batch is committed; null when there is nothing to advance. */
+  advanceTo: Lsn.nullable(),
+  /** The source's flushed WAL position when the batch was read. */
+  uptoLsn: Lsn,
+  /** More changes are waiting: poll again at once. */
+  cutShort: z.boolean(),
+  /** Seconds from the oldest change in the batch to now; 0 for an empty batch. */
+  lagSeconds: z.number(),
+  /** When the last Iceberg commit of this batch happened; null when nothing was committed. */
+  committedAt: IsoTime.nullable(),
+  /** Commit time of the batch's last source transaction. */
+  lastSourceCommitTime: IsoTime.nullable(),
+  /** Where quarantined records went, when there were any. */
+  quarantineFile: z.string().nullable(),
+});
+export type MergeBatchResult = z.infer<typeof MergeBatchResult>;
+
+/** Input of the `advanceSlot` activity. */
+export const AdvanceSlotInput = z.strictObject({
+  connectionString: CdcSource.shape.connectionString,
+  slot: ReplicationName,
+  /** Advance to here: a batch's `advanceTo`, after its Iceberg commit. */
+  to: Lsn,
+});
+export type AdvanceSlotInput = z.input<typeof AdvanceSlotInput>;
+
+/** Input of the `slotStatus` activity. */
+export const SlotStatusInput = z.strictObject({
+  connectionString: CdcSource.shape.connectionString,
+  slot: ReplicationName,
+});
+export type SlotStatusInput = z.input<typeof SlotStatusInput>;
+
+/** A slot's position and what it costs the source (`readSlotStatus`), JSON-exact. */
+export const CdcSlotStatus = z.object({
+  slot: z.string(),
+  active: z.boolean(),
+  /** Everything before this has been applied. */
+  confirmedLsn: Lsn.nullable(),
+  /** `pg_current_wal_lsn()` when read. */
+  currentLsn: Lsn,
+  /** WAL not yet applied: current − confirmed. */
+  lagBytes: ByteCount,
+  /** WAL the slot pins on the source: current − restart. */
+  retainedWalBytes: ByteCount,
+  walStatus: z.string().nullable(),
+  safeWalBytes: ByteCount.nullable(),
+  /** For `advanceSlot`: whether the slot moved (false for a repeated advance). */
+  moved: z.boolean().optional(),
+});
+export type CdcSlotStatus = z.infer<typeof CdcSlotStatus>;
+
+/** Phases of the merge loop, shown in the progress query and the `SluicePhase` search attribute. */
+export const CdcMergePhase = z.enum(['starting', 'merging', 'advancing', 'waiting', 'idle', 'paused']);
+export type CdcMergePhase = z.infer<typeof CdcMergePhase>;
+
+/** What the merge's `progress` query returns: the shared {@link Progress} (rows merged) plus CDC status. */
+export const CdcMergeProgress = Progress.extend({
+  phase: CdcMergePhase,
+  sourceName: z.string(),
+  slot: z.string(),
+  tables: z.array(z.string()),
+  paused: z.boolean(),
+  /** Runs so far (continue-as-new count + 1). */
+  runs: z.number().int(),
+  batches: z.number().int(),
+  changes: z.number().int(),
+  rowsMerged: z.number().int(),
+  quarantined: z.number().int(),
+  lastCommitTime: IsoTime.optional(),
+  lastSourceCommitTime: IsoTime.optional(),
+  /** The slot's confirmed position: every change before it is in Iceberg. */
+  confirmedLsn: Lsn.optional(),
+  /** The source's WAL position when the slot was last read. */
+  sourceLsn: Lsn.optional(),
+  lagBytes: ByteCount.optional(),
+  lagSeconds: z.number().optional(),
+  retainedWalBytes: ByteCount.optional(),
+});
+export type CdcMergeProgress = z.infer<typeof CdcMergeProgress>;
+
+/** Signal names of the merge workflow. */
+export const CDC_MERGE_SIGNALS = { pause: 'pause', resume: 'resume', flush: 'flush' } as const;
