@@ -20,6 +20,9 @@ import { fileURLToPath } from 'node:url';
  * | `TEMPORAL_CLI_PATH` | the `temporal` binary | `.tools/venv/bin/temporal`, then PATH |
  * | `SLUICE_S3PROXY_JAR` | the s3proxy jar | `.tools/s3proxy/…jar` |
  * | `SLUICE_WORKFLOW_BUNDLE` | a prebuilt workflow bundle for the cpu workers | none: bundle from source at start |
+ * | `SLUICE_S3_ENDPOINT` | S3 endpoint for an `s3://` warehouse (path-style) | none: AWS's default |
+ * | `SLUICE_S3_REGION` | its region | `us-east-1` |
+ * | `SLUICE_S3_ACCESS_KEY_ID`, `SLUICE_S3_SECRET_ACCESS_KEY` | its credentials | the AWS SDK's default chain |
  */
 
 /** Repository root (this file lives in `<root>/lib`). */
@@ -40,10 +43,25 @@ export interface SluiceEnv {
   temporalCliPath: string | undefined;
   s3proxyJar: string | undefined;
   workflowBundle: string | undefined;
+  s3: { endpoint?: string; region: string; credentials?: { accessKeyId: string; secretAccessKey: string } };
 }
 
 function nonEmpty(v: string | undefined): string | undefined {
   return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function readS3(env: NodeJS.ProcessEnv): SluiceEnv['s3'] {
+  const endpoint = nonEmpty(env.SLUICE_S3_ENDPOINT);
+  const accessKeyId = nonEmpty(env.SLUICE_S3_ACCESS_KEY_ID);
+  const secretAccessKey = nonEmpty(env.SLUICE_S3_SECRET_ACCESS_KEY);
+  if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
+    throw new Error('set both SLUICE_S3_ACCESS_KEY_ID and SLUICE_S3_SECRET_ACCESS_KEY, or neither');
+  }
+  return {
+    ...(endpoint ? { endpoint } : {}),
+    region: nonEmpty(env.SLUICE_S3_REGION) ?? 'us-east-1',
+    ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey } } : {}),
+  };
 }
 
 /** Reads the environment once; pass `env` to read another map (tests). */
@@ -64,6 +82,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): SluiceEnv {
     temporalCliPath: nonEmpty(env.TEMPORAL_CLI_PATH),
     s3proxyJar: nonEmpty(env.SLUICE_S3PROXY_JAR),
     workflowBundle: nonEmpty(env.SLUICE_WORKFLOW_BUNDLE),
+    s3: readS3(env),
   };
 }
 

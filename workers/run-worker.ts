@@ -51,7 +51,7 @@ export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void
   let sourcePools: SourcePools | undefined;
   if (opts.pool === 'cpu') {
     const cpu = opts.config.workers.cpu;
-    warehouse = await openWarehouse(opts.config.defaults, { baseDir: REPO_ROOT });
+    warehouse = await openWarehouse(opts.config.defaults, { baseDir: REPO_ROOT, s3: sluiceEnv.s3 });
     sourcePools = createSourcePools({
       onIdleError: (err) => logger.warn({ err }, 'an idle connection to a CDC source failed'),
     });

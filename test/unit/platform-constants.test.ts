@@ -52,6 +52,21 @@ describe('environment', () => {
     expect(env.configPath).toMatch(/temporal-dev\.yml$/);
     expect(readEnv({}).taskQueueOverride).toBeUndefined();
   });
+  it('reads S3 settings for an s3:// warehouse, and refuses half a credential pair', () => {
+    expect(readEnv({}).s3).toEqual({ region: 'us-east-1' });
+    expect(
+      readEnv({
+        SLUICE_S3_ENDPOINT: 'http://127.0.0.1:9000',
+        SLUICE_S3_ACCESS_KEY_ID: 'k',
+        SLUICE_S3_SECRET_ACCESS_KEY: 's',
+      }).s3,
+    ).toEqual({
+      endpoint: 'http://127.0.0.1:9000',
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'k', secretAccessKey: 's' },
+    });
+    expect(() => readEnv({ SLUICE_S3_ACCESS_KEY_ID: 'k' })).toThrow(/SLUICE_S3_SECRET_ACCESS_KEY/);
+  });
   it('rejects an unknown log level, naming the variable', () => {
     expect(() => readEnv({ SLUICE_LOG_LEVEL: 'loud' })).toThrow(/SLUICE_LOG_LEVEL="loud" is not a level/);
   });
