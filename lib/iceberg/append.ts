@@ -143,6 +143,7 @@ export async function writeDataFiles(io: FileIO, metadata: TableMetadata, option
           targetRowGroupBytes: options.targetRowGroupBytes,
           maxRowGroupRows: options.maxRowGroupRows,
           parallelism: options.parallelism,
+          integerEncoding: options.integerEncoding,
         });
       } catch (err) {
         if (err instanceof ParquetWriteError) {

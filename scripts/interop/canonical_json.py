@@ -39,8 +39,12 @@ def _float32_shortest(value: float) -> float:
     target = struct.pack("<f", value)
     for digits in range(1, 10):
         candidate = float(f"{value:.{digits}g}")
-        if struct.pack("<f", candidate) == target:
-            return candidate
+        try:
+            if struct.pack("<f", candidate) == target:
+                return candidate
+        except OverflowError:
+            # Rounding near float32's maximum can step past it (3.403e38); more digits will not.
+            continue
     return value
 
 
