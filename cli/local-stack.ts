@@ -6,6 +6,7 @@ const { temporal } = proto;
 import { REPO_ROOT, sluiceEnv } from '../lib/config.js';
 import { startProcess, tailLog, type ManagedProcess } from '../lib/stack/managed-process.js';
 import { isPortOpen } from '../lib/stack/ports.js';
+import { startPostgresCluster, type PostgresCluster } from '../lib/stack/postgres-cluster.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../lib/stack/temporal-server.js';
 import { cliTypeName, SEARCH_ATTRIBUTE_KEYS } from '../schemas/search-attributes.js';
 import type { StackConfig } from '../schemas/stack-config.js';
@@ -17,6 +18,17 @@ export interface LocalStack {
   workers: ManagedProcess[];
   metricsUrls: string[];
   logDir: string;
+  /** The private PostgreSQL cluster (`wal_level=logical`) when one was asked for and it started. */
+  postgres: PostgresCluster | null;
+  /** Why the PostgreSQL cluster that was asked for did not start; null when it started or was not asked for. */
+  postgresError: string | null;
+  /**
+   * Runs `hook` first when the stack stops, before the workers: e.g. cancel a continuous workflow while its workers
+   * are still there to finish it. Hooks run in the reverse order of registration; a failing hook is reported and
+   * does not stop the rest.
+   */
+  beforeStop(hook: () => Promise<void>): void;
+  /** Runs the `beforeStop` hooks, stops the workers (graceful), the server, then PostgreSQL. Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -57,7 +69,16 @@ export async function waitForPollers(
  */
 export async function startLocalStack(
   config: StackConfig,
-  opts: { configPath: string; say: (line: string) => void },
+  opts: {
+    configPath: string;
+    say: (line: string) => void;
+    /**
+     * Also start a private PostgreSQL cluster (`wal_level=logical`, a free port, a temp data directory removed on
+     * stop), e.g. as the demo's CDC source. One that cannot start is no error: `postgresError` says why.
+     * @default false
+     */
+    postgres?: boolean;
+  },
 ): Promise<LocalStack> {
   const { server: s } = config;
   const logDir = path.join(sluiceEnv.stateDir, 'logs');
@@ -67,22 +88,49 @@ export async function startLocalStack(
     );
   }
   const resolve = (p: string) => (path.isAbsolute(p) ? p : path.join(path.dirname(opts.configPath) || REPO_ROOT, p));
+  // PostgreSQL's initdb runs while the dev server starts.
+  const postgresStart: Promise<{ cluster: PostgresCluster | null; error: string | null }> = opts.postgres
+    ? startPostgresCluster().then(
+        (cluster) => ({ cluster, error: null }),
+        (err: unknown) => ({ cluster: null, error: err instanceof Error ? err.message : String(err) }),
+      )
+    : Promise.resolve({ cluster: null, error: null });
   opts.say(`starting the Temporal dev server on ${s.ip}:${s.port}${s.dbFile ? ` (state in ${s.dbFile})` : ''}`);
-  const server = await startTemporalDevServer({
-    ip: s.ip,
-    port: s.port,
-    uiPort: s.uiPort,
-    dbFile: s.dbFile ? resolve(s.dbFile) : null,
-    namespace: s.namespace,
-    searchAttributes: devServerSearchAttributes(config),
-    dynamicConfig: s.dynamicConfig,
-    codecEndpoint: s.codecEndpoint,
-    logDir,
-  });
+  let server: TemporalDevServer;
+  try {
+    server = await startTemporalDevServer({
+      ip: s.ip,
+      port: s.port,
+      uiPort: s.uiPort,
+      dbFile: s.dbFile ? resolve(s.dbFile) : null,
+      namespace: s.namespace,
+      searchAttributes: devServerSearchAttributes(config),
+      dynamicConfig: s.dynamicConfig,
+      codecEndpoint: s.codecEndpoint,
+      logDir,
+    });
+  } catch (err) {
+    await (await postgresStart).cluster?.stop();
+    throw err;
+  }
+  const { cluster: postgres, error: postgresError } = await postgresStart;
+  if (postgres) opts.say(`started PostgreSQL on ${postgres.host}:${postgres.port} (wal_level=logical)`);
   const workers: ManagedProcess[] = [];
-  const stop = async () => {
-    await Promise.all(workers.map((w) => w.stop(35_000)));
-    await server.stop();
+  const hooks: (() => Promise<void>)[] = [];
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      for (const hook of hooks.reverse()) {
+        await hook().catch((err: unknown) =>
+          opts.say(`stopping: ${err instanceof Error ? err.message : String(err)} (going on)`),
+        );
+      }
+      await Promise.all(workers.map((w) => w.stop(35_000)));
+      await server.stop();
+      await postgres?.stop();
+    })());
+  const beforeStop = (hook: () => Promise<void>) => {
+    hooks.push(hook);
   };
   try {
     opts.say('bundling workflows');
@@ -123,7 +171,7 @@ export async function startLocalStack(
       if (port !== 'off') metricsUrls.push(`http://127.0.0.1:${port}/metrics`);
     });
     opts.say(`started ${workers.length} worker processes (logs in ${logDir})`);
-    return { server, workers, metricsUrls, logDir, stop };
+    return { server, workers, metricsUrls, logDir, postgres, postgresError, beforeStop, stop };
   } catch (err) {
     await stop();
     throw err;

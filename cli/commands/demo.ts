@@ -1,10 +1,25 @@
+import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { Command } from 'commander';
+import pg from 'pg';
 import { connectClient } from '../../client/connection.js';
-import { startPipeline, type PipelineName } from '../../client/pipelines.js';
+import { startCdcOnboard, startPipeline, type PipelineName } from '../../client/pipelines.js';
+import { parseLsn } from '../../lib/cdc/lsn.js';
+import { REPO_ROOT, sluiceEnv } from '../../lib/config.js';
+import {
+  createOrdersTable,
+  diffOrders,
+  FreshnessTracker,
+  readIcebergOrders,
+  readSourceOrders,
+  runOrdersWorkload,
+} from '../../lib/stack/demo-workload.js';
+import { openWarehouse, type Warehouse } from '../../lib/stack/warehouse.js';
+import { cdcMergeWorkflowId, cdcOnboardWorkflowId, type CdcMergeProgress } from '../../schemas/cdc.js';
 import type { ActivityFanOutResult, PoolCheckResult } from '../../schemas/platform.js';
-import { sluiceEnv } from '../../lib/config.js';
+import { PROGRESS_QUERY } from '../../schemas/progress.js';
+import type { StackConfig } from '../../schemas/stack-config.js';
 import { baseTaskQueue, globals, stackConfig } from '../context.js';
-import { startLocalStack, waitForStackWorkers } from '../local-stack.js';
+import { startLocalStack, waitForStackWorkers, type LocalStack } from '../local-stack.js';
 import { uiWorkflowUrl, watchProgress } from '../progress-view.js';
 import { holdUntilSignal } from './up.js';
 
@@ -32,6 +47,239 @@ const DEMO_RUNS: DemoRun[] = [
   },
 ];
 
+/**
+ * The CDC run: a live workload on the stack's private PostgreSQL, merged continuously into the warehouse of
+ * temporal-dev.yml `defaults` (the one the cpu workers open).
+ */
+const CDC_DEMO = {
+  label: 'cdc (orders)',
+  database: 'demo',
+  sourceName: 'demo',
+  table: 'public.orders',
+  icebergTable: 'demo.orders',
+  buckets: 16,
+  initialRows: 1000,
+  changesPerSecond: 200,
+  durationMs: 15_000,
+  merge: { pollIntervalMs: 500, idleIntervalMs: 2000 },
+  progressPollMs: 100,
+  onboardTimeoutMs: 120_000,
+  catchUpTimeoutMs: 60_000,
+} as const;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const message = (err: unknown): string =>
+  err instanceof WorkflowFailedError && err.cause
+    ? `${err.message}: ${err.cause.message}`
+    : err instanceof Error
+      ? err.message
+      : String(err);
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Terminates a still-running workflow of an earlier demo (its source cluster is gone). */
+async function terminateIfRunning(client: Client, workflowId: string, say: (line: string) => void): Promise<void> {
+  const handle = client.workflow.getHandle(workflowId);
+  try {
+    if ((await handle.describe()).status.name !== 'RUNNING') return;
+  } catch {
+    return; // not found
+  }
+  say(`cdc: terminating ${workflowId} of an earlier demo run (its PostgreSQL is gone)`);
+  await handle.terminate('replaced by a new sluice demo run');
+}
+
+async function mergeProgress(handle: WorkflowHandle): Promise<CdcMergeProgress | undefined> {
+  try {
+    return await handle.query<CdcMergeProgress>(PROGRESS_QUERY);
+  } catch {
+    return undefined; // between runs of a continue-as-new, or no worker yet
+  }
+}
+
+interface CdcDemoContext {
+  client: Client;
+  config: StackConfig;
+  namespace: string;
+  stack: LocalStack;
+  say: (line: string) => void;
+  keepRunning: boolean;
+}
+
+/** A summary row for the demo's CDC run, and whether it failed. */
+interface DemoRow {
+  text: string;
+  failed: boolean;
+}
+
+function row(mark: string, label: string, seconds: string, text: string): string {
+  return `  ${mark} ${label.padEnd(18)} ${seconds.padStart(6)} s  ${text}`;
+}
+
+/**
+ * Onboards `orders` from the stack's PostgreSQL, runs the workload while the merge runs, measures freshness from
+ * the merge's watermark, then compares the Iceberg table with the source. The merge keeps running; a stack stop
+ * cancels it before the workers stop.
+ */
+async function runCdcDemo(ctx: CdcDemoContext): Promise<DemoRow> {
+  const { client, config, namespace, stack, say } = ctx;
+  const d = CDC_DEMO;
+  if (!stack.postgres) {
+    const reason = (stack.postgresError ?? 'unknown reason').split('\n')[0]!.slice(0, 300);
+    say(`cdc: skipped, PostgreSQL could not be started: ${reason}`);
+    return {
+      failed: false,
+      text:
+        `  – ${d.label.padEnd(18)} skipped: no PostgreSQL could be started (${reason})\n` +
+        '      the Debezium-file source fallback is not built yet, so there is no CDC run without PostgreSQL',
+    };
+  }
+  const started = Date.now();
+  const seconds = () => ((Date.now() - started) / 1000).toFixed(1);
+  const mergeId = cdcMergeWorkflowId(d.sourceName);
+  const link = uiWorkflowUrl(config, namespace, mergeId) ?? mergeId;
+  const connectionString = stack.postgres.url(d.database);
+  const admin = new pg.Client({ connectionString: stack.postgres.url() });
+  const db = new pg.Client({ connectionString });
+  let warehouse: Warehouse | undefined;
+  let polling = true;
+  let poller: Promise<void> = Promise.resolve();
+  try {
+    // The catalog and warehouse the cpu workers open (temporal-dev.yml defaults, relative to the repository root).
+    warehouse = await openWarehouse(config.defaults, { baseDir: REPO_ROOT, s3: sluiceEnv.s3 });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${d.database}`);
+    await db.connect();
+    await createOrdersTable(db, d.initialRows);
+
+    // A fresh cluster each run: a merge or Iceberg table left by an earlier run belongs to a source that is gone.
+    await terminateIfRunning(client, mergeId, say);
+    await terminateIfRunning(client, cdcOnboardWorkflowId(d.sourceName, d.table), say);
+    if (await warehouse.catalog.tableExists(d.icebergTable)) {
+      say(`cdc: dropping ${d.icebergTable} of an earlier demo run`);
+      await warehouse.catalog.dropTable(d.icebergTable, { purge: true });
+    }
+
+    say(`cdc: onboarding ${d.table} (${d.initialRows} rows) into ${d.icebergTable}`);
+    const onboard = await startCdcOnboard(
+      client,
+      {
+        source: { connectionString },
+        sourceName: d.sourceName,
+        table: d.table,
+        icebergTable: d.icebergTable,
+        buckets: d.buckets,
+        merge: { ...d.merge },
+      },
+      { taskQueue: baseTaskQueue(config) },
+    );
+    say(`cdc-onboard: ${onboard.workflowId}`);
+    const onboarded = await withTimeout(onboard.result(), d.onboardTimeoutMs, 'cdc-onboard');
+    const merge = client.workflow.getHandle(onboarded.mergeWorkflowId ?? mergeId);
+    stack.beforeStop(async () => {
+      say(`cdc: cancelling ${merge.workflowId} (the batch in flight finishes first)`);
+      await merge.cancel();
+      await withTimeout(
+        merge.result().then(
+          () => undefined,
+          () => undefined, // ends as cancelled
+        ),
+        30_000,
+        `cancelling ${merge.workflowId}`,
+      );
+      say(`cdc: ${merge.workflowId} cancelled`);
+    });
+    say(`cdc: copied ${onboarded.onboard.rowsCopied} rows; ${merge.workflowId} merges continuously`);
+
+    // Freshness: poll the merge's watermark (confirmedLsn: everything before it is committed to Iceberg).
+    const tracker = new FreshnessTracker();
+    poller = (async () => {
+      while (polling) {
+        const p = await mergeProgress(merge);
+        if (p?.confirmedLsn) tracker.observed(parseLsn(p.confirmedLsn), Date.now());
+        await sleep(d.progressPollMs);
+      }
+    })();
+
+    say(`cdc: running the workload on orders for ${d.durationMs / 1000} s at ~${d.changesPerSecond} changes/s`);
+    const workload = await runOrdersWorkload(db, {
+      changesPerSecond: d.changesPerSecond,
+      durationMs: d.durationMs,
+      onCommit: (tx) => tracker.committed(tx),
+    });
+    const rate = Math.round(workload.changes / (workload.elapsedMs / 1000));
+    say(
+      `cdc: ${workload.changes} changes (${workload.inserts} inserts, ${workload.updates} updates, ` +
+        `${workload.deletes} deletes) in ${workload.transactions.length} transactions; waiting for the merge`,
+    );
+    const deadline = Date.now() + d.catchUpTimeoutMs;
+    while (tracker.waiting > 0 && Date.now() < deadline) await sleep(d.progressPollMs);
+    polling = false;
+    await poller;
+    if (tracker.waiting > 0) {
+      const p = await mergeProgress(merge);
+      return {
+        failed: true,
+        text:
+          row('✗', d.label, seconds(), `the merge did not catch up within ${d.catchUpTimeoutMs / 1000} s`) +
+          `: ${tracker.waiting} transactions not in Iceberg (merge phase ${p?.phase ?? '?'}, ` +
+          `watermark ${p?.confirmedLsn ?? 'none'})\n      ${link}`,
+      };
+    }
+    const stats = tracker.stats()!;
+    const freshness = `freshness p50 ${stats.p50.toFixed(2)} s, p95 ${stats.p95.toFixed(2)} s, max ${stats.max.toFixed(2)} s`;
+
+    const source = await readSourceOrders(db);
+    const table = await warehouse.catalog.loadTable(d.icebergTable);
+    const iceberg = await readIcebergOrders(warehouse.io, table.metadata);
+    const diffs = diffOrders(source, iceberg);
+    const measured = `${workload.changes} changes in ${workload.transactions.length} transactions at ${rate}/s; ${freshness}`;
+    const note =
+      `      freshness: source commit → committed to Iceberg, measured by the merge's watermark ` +
+      `(confirmedLsn, polled every ${d.progressPollMs} ms; the merge polls the slot every ${d.merge.pollIntervalMs} ms)`;
+    if (diffs.length > 0) {
+      return {
+        failed: true,
+        text:
+          row(
+            '✗',
+            d.label,
+            seconds(),
+            `${measured}; Iceberg differs from the source (${iceberg.length} rows in Iceberg, ${source.length} in the source):`,
+          ) +
+          diffs.map((line) => `\n        ${line}`).join('') +
+          `\n${note}\n      ${link}`,
+      };
+    }
+    const after = ctx.keepRunning
+      ? `\n      source: ${connectionString} (${merge.workflowId} keeps merging your changes while the stack is up)`
+      : '';
+    return {
+      failed: false,
+      text:
+        row('✓', d.label, seconds(), `${measured}; Iceberg matches the source (${source.length} rows)`) +
+        `\n${note}${after}\n      ${link}`,
+    };
+  } catch (err) {
+    say(`cdc: failed: ${message(err)}`);
+    return { failed: true, text: row('✗', d.label, seconds(), message(err).split('\n')[0]!) + `\n      ${link}` };
+  } finally {
+    polling = false;
+    await poller.catch(() => undefined);
+    await Promise.allSettled([db.end(), admin.end(), warehouse?.close()]);
+  }
+}
+
 export function registerDemo(program: Command): void {
   program
     .command('demo')
@@ -42,11 +290,17 @@ export function registerDemo(program: Command): void {
       const configPath = g.config ?? sluiceEnv.configPath;
       const config = stackConfig(g);
       const say = (line: string) => console.log(`sluice demo: ${line}`);
-      const stack = await startLocalStack(config, { configPath, say });
-      const { client, connection, namespace } = await connectClient({
-        address: stack.server.address,
-        namespace: config.server.namespace,
-      });
+      const stack = await startLocalStack(config, { configPath, say, postgres: true });
+      let connected: Awaited<ReturnType<typeof connectClient>>;
+      try {
+        connected = await connectClient({ address: stack.server.address, namespace: config.server.namespace });
+      } catch (err) {
+        await stack.stop();
+        throw err;
+      }
+      const { client, connection, namespace } = connected;
+      // Runs last among the stop hooks: the CDC run's hook still needs the connection to cancel its merge.
+      stack.beforeStop(() => connection.close());
       const rows: string[] = [];
       let failed = 0;
       try {
@@ -68,12 +322,13 @@ export function registerDemo(program: Command): void {
             rows.push(`  ✗ ${run.pipeline.padEnd(18)} ${seconds.padStart(6)} s  ${status}\n      ${link}`);
           }
         }
+        const cdc = await runCdcDemo({ client, config, namespace, stack, say, keepRunning: !opts.exit });
+        rows.push(cdc.text);
+        if (cdc.failed) failed += 1;
       } catch (err) {
-        await connection.close();
         await stack.stop();
         throw err;
       }
-      await connection.close();
       console.log('\nSluice demo summary');
       console.log(rows.join('\n'));
       if (stack.server.uiUrl) console.log(`\nTemporal UI: ${stack.server.uiUrl}`);
