@@ -56,38 +56,44 @@ export async function startPostgresCluster(opts: PostgresClusterOptions = {}): P
   };
 
   mkdirSync(base, { recursive: true });
-  if (asUser) chownSync(base, asUser.uid, asUser.gid);
-  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
-    await exec('initdb', ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
-    const settings: Record<string, string | number> = {
-      wal_level: 'logical',
-      max_replication_slots: 20,
-      max_wal_senders: 20,
-      listen_addresses: "'127.0.0.1'",
-      unix_socket_directories: "''",
-      fsync: 'off',
-      ...opts.settings,
-    };
-    appendFileSync(
-      path.join(dataDir, 'postgresql.conf'),
-      '\n# sluice\n' +
-        Object.entries(settings)
-          .map(([k, v]) => `${k} = ${v}\n`)
-          .join(''),
-    );
+  try {
+    if (asUser) chownSync(base, asUser.uid, asUser.gid);
+    if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
+      await exec('initdb', ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
+      const settings: Record<string, string | number> = {
+        wal_level: 'logical',
+        max_replication_slots: 20,
+        max_wal_senders: 20,
+        listen_addresses: "'127.0.0.1'",
+        unix_socket_directories: "''",
+        fsync: 'off',
+        ...opts.settings,
+      };
+      appendFileSync(
+        path.join(dataDir, 'postgresql.conf'),
+        '\n# sluice\n' +
+          Object.entries(settings)
+            .map(([k, v]) => `${k} = ${v}\n`)
+            .join(''),
+      );
+    }
+    await exec('pg_ctl', [
+      '-D',
+      dataDir,
+      '-w',
+      '-t',
+      '60',
+      '-o',
+      `-p ${port}`,
+      '-l',
+      path.join(dataDir, 'server.log'),
+      'start',
+    ]);
+  } catch (err) {
+    // A cluster that failed to start leaves nothing behind that the caller did not ask for.
+    if (ownDir) rmSync(base, { recursive: true, force: true });
+    throw err;
   }
-  await exec('pg_ctl', [
-    '-D',
-    dataDir,
-    '-w',
-    '-t',
-    '60',
-    '-o',
-    `-p ${port}`,
-    '-l',
-    path.join(dataDir, 'server.log'),
-    'start',
-  ]);
 
   return {
     host: '127.0.0.1',
