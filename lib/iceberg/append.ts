@@ -26,7 +26,7 @@ import {
   newSnapshotId,
   type TableMetadata,
 } from './metadata-json.js';
-import { partitionPath, partitionValues, type PartitionSpec } from './partition-spec.js';
+import { partitionPath, partitionTupleOf, type PartitionSpec } from './partition-spec.js';
 import {
   ParquetWriteError,
   writeParquetDataFile,
@@ -72,6 +72,8 @@ export function dataDirectory(metadata: Pick<TableMetadata, 'location' | 'proper
 }
 
 function partitionKey(values: readonly PartitionValue[]): string {
+  // Most tuples are one int (bucket, day, …): skip JSON for them, this runs once per row.
+  if (values.length === 1 && typeof values[0] === 'number') return `n${values[0]}`;
   return JSON.stringify(values, (_k, v: unknown) => {
     if (typeof v === 'bigint') return `${v}n`;
     if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');
@@ -88,8 +90,9 @@ export function groupRowsByPartition(
 ): { partition: PartitionValue[]; rows: number[] }[] {
   if (spec.fields.length === 0) return [{ partition: [], rows: Array.from({ length: rowCount }, (_, i) => i) }];
   const groups = new Map<string, { partition: PartitionValue[]; rows: number[] }>();
+  const tupleOf = partitionTupleOf(spec, schema);
   for (let r = 0; r < rowCount; r++) {
-    const tuple = partitionValues(spec, schema, (fieldId) => {
+    const tuple = tupleOf((fieldId) => {
       const column = columns.get(fieldId);
       return column === undefined ? null : ((column[r] as PrimitiveValue | null | undefined) ?? null);
     });

@@ -329,7 +329,26 @@ export function partitionType(spec: PartitionSpec, schema: Schema): StructType {
 }
 
 /**
- * Computes a row's partition tuple.
+ * Binds a spec's transforms once and returns a function that computes a row's partition tuple. Use it for many
+ * rows: indexing the schema and binding transforms per row dominated partitioned writes.
+ *
+ * @returns a function from `sourceValue` (a row's value of a source column, by field id; `null` for null) to one
+ *   value per partition field, in spec order.
+ */
+export function partitionTupleOf(
+  spec: PartitionSpec,
+  schema: Schema,
+): (sourceValue: (fieldId: number) => PrimitiveValue | null) => (PrimitiveValue | null)[] {
+  const index = indexSchema(schema);
+  const fields = spec.fields.map((field) => {
+    const source = sourceOf(spec, field, index);
+    return { sourceId: field.sourceId, apply: bindTransform(field.transform, source.type, source.name) };
+  });
+  return (sourceValue) => fields.map((f) => f.apply(sourceValue(f.sourceId)));
+}
+
+/**
+ * Computes one row's partition tuple. For many rows, bind once with {@link partitionTupleOf}.
  *
  * @param sourceValue returns the row's value of a source column, by field id (`null` for null).
  * @returns one value per partition field, in spec order.
@@ -339,12 +358,7 @@ export function partitionValues(
   schema: Schema,
   sourceValue: (fieldId: number) => PrimitiveValue | null,
 ): (PrimitiveValue | null)[] {
-  const index = indexSchema(schema);
-  return spec.fields.map((field) => {
-    const source = sourceOf(spec, field, index);
-    const bound = bindTransform(field.transform, source.type, source.name);
-    return bound(sourceValue(field.sourceId));
-  });
+  return partitionTupleOf(spec, schema)(sourceValue);
 }
 
 /**

@@ -26,7 +26,7 @@ import {
   type Snapshot,
   type TableMetadata,
 } from './metadata-json.js';
-import { partitionPath, partitionValues, type PartitionSpec } from './partition-spec.js';
+import { partitionPath, partitionTupleOf, type PartitionSpec } from './partition-spec.js';
 import { readParquetBatches, writePositionDeleteFile, type ColumnValues } from './parquet/index.js';
 import { liveEntries, planFiles, readPositionDeleteFile, type FileScanTask } from './scan.js';
 import { noChanges, type SnapshotChanges } from './table-update.js';
@@ -223,15 +223,12 @@ export async function upsertRows(
   const tasks = await planFiles(io, metadata);
   let candidates: FileScanTask[] = tasks;
   if (spec.fields.length > 0 && partitionFollowsKey(spec, schema)) {
+    const tupleOf = partitionTupleOf(spec, schema);
     const wanted = new Set(
       finalRows.map((r) =>
         partitionKey(
           spec.specId,
-          partitionValues(
-            spec,
-            schema,
-            (fieldId) => (options.columns.get(fieldId)?.[r] as PrimitiveValue | null) ?? null,
-          ),
+          tupleOf((fieldId) => (options.columns.get(fieldId)?.[r] as PrimitiveValue | null) ?? null),
         ),
       ),
     );
