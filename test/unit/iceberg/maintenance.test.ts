@@ -1,9 +1,8 @@
-import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { utimesSync, writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { appendColumns, commitNewManifests, writeAddedManifest } from '../../../lib/iceberg/append.js';
-import { SqlCatalog, SqliteCatalogDriver } from '../../../lib/iceberg/catalog/index.js';
+import type { SqlCatalog } from '../../../lib/iceberg/catalog/index.js';
+import { createTempCatalog, type TempCatalog } from '../../fixtures/temp-catalog.js';
 import type { DataFile } from '../../../lib/iceberg/data-file.js';
 import {
   compactTable,
@@ -20,7 +19,7 @@ import { writeParquetDataFile, writePositionDeleteFile } from '../../../lib/iceb
 import { planFiles, scanTable, type SnapshotSelector } from '../../../lib/iceberg/scan.js';
 import { noChanges } from '../../../lib/iceberg/table-update.js';
 import { Types, type Schema } from '../../../lib/iceberg/types.js';
-import { LocalFileIO } from '../../../lib/storage/index.js';
+import type { LocalFileIO } from '../../../lib/storage/index.js';
 
 const schema: Schema = {
   schemaId: 0,
@@ -34,22 +33,14 @@ const schema: Schema = {
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 describe('table maintenance', () => {
-  let dir: string;
+  let temp: TempCatalog<LocalFileIO>;
   let io: LocalFileIO;
   let catalog: SqlCatalog;
   beforeEach(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-maintenance-'));
-    io = new LocalFileIO({});
-    catalog = new SqlCatalog({
-      name: 'test',
-      driver: new SqliteCatalogDriver({ path: path.join(dir, 'c.db') }),
-      io,
-      warehouse: `file://${dir}/wh`,
-    });
-    await catalog.initialize();
-    await catalog.createNamespace('db');
+    temp = await createTempCatalog('sluice-maintenance-');
+    ({ io, catalog } = temp);
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => temp.cleanup());
 
   const cols = (ids: number[]) =>
     new Map<number, unknown[]>([

@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import {
   DateUnit,
   TimeUnit,
@@ -18,7 +15,8 @@ import {
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { appendColumns } from '../../../lib/iceberg/append.js';
 import { arrowScanSchema, scanToArrow, scanToArrowTable } from '../../../lib/iceberg/arrow-scan.js';
-import { SqlCatalog, SqliteCatalogDriver } from '../../../lib/iceberg/catalog/index.js';
+import type { SqlCatalog } from '../../../lib/iceberg/catalog/index.js';
+import { createTempCatalog, type TempCatalog } from '../../fixtures/temp-catalog.js';
 import { and, eq, gt, lt } from '../../../lib/iceberg/expressions.js';
 import { readParquetFooter } from '../../../lib/iceberg/parquet/index.js';
 import { Types, type Schema } from '../../../lib/iceberg/types.js';
@@ -97,23 +95,15 @@ function raw<T>(vector: Vector): T {
 }
 
 describe('scans as Arrow record batches', () => {
-  let dir: string;
+  let temp: TempCatalog<CountingFileIO>;
   let io: CountingFileIO;
   let catalog: SqlCatalog;
   beforeEach(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-scan-arrow-'));
-    io = new CountingFileIO({});
-    catalog = new SqlCatalog({
-      name: 'test',
-      driver: new SqliteCatalogDriver({ path: path.join(dir, 'c.db') }),
-      io,
-      warehouse: `file://${dir}/wh`,
-    });
-    await catalog.initialize();
-    await catalog.createNamespace('db');
+    temp = await createTempCatalog('sluice-scan-arrow-', () => new CountingFileIO({}));
+    ({ io, catalog } = temp);
     await catalog.createTable('db.t', { schema });
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => temp.cleanup());
 
   it('maps Iceberg types to Arrow types and keeps every value', async () => {
     const ids = range(1, 40);

@@ -1,9 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { appendColumns, commitNewManifests, writeAddedManifest } from '../../../lib/iceberg/append.js';
-import { SqlCatalog, SqliteCatalogDriver } from '../../../lib/iceberg/catalog/index.js';
+import type { SqlCatalog } from '../../../lib/iceberg/catalog/index.js';
+import { createTempCatalog, type TempCatalog } from '../../fixtures/temp-catalog.js';
 import type { DataFile } from '../../../lib/iceberg/data-file.js';
 import {
   and,
@@ -96,22 +94,14 @@ function toColumns(rows: readonly Row[]): Map<number, unknown[]> {
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe('filtered scans', () => {
-  let dir: string;
+  let temp: TempCatalog<CountingFileIO>;
   let io: CountingFileIO;
   let catalog: SqlCatalog;
   beforeEach(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-scan-filter-'));
-    io = new CountingFileIO({});
-    catalog = new SqlCatalog({
-      name: 'test',
-      driver: new SqliteCatalogDriver({ path: path.join(dir, 'c.db') }),
-      io,
-      warehouse: `file://${dir}/wh`,
-    });
-    await catalog.initialize();
-    await catalog.createNamespace('db');
+    temp = await createTempCatalog('sluice-scan-filter-', () => new CountingFileIO({}));
+    ({ io, catalog } = temp);
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => temp.cleanup());
 
   async function scanRows(options: TableScanOptions = {}): Promise<Map<number, unknown[]>[]> {
     const { metadata } = await catalog.loadTable('db.t');

@@ -1,9 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { appendColumns, commitNewManifests, writeAddedManifest, writeDataFiles } from '../../../lib/iceberg/append.js';
-import { SqlCatalog, SqliteCatalogDriver } from '../../../lib/iceberg/catalog/index.js';
+import type { SqlCatalog } from '../../../lib/iceberg/catalog/index.js';
+import { createTempCatalog, type TempCatalog } from '../../fixtures/temp-catalog.js';
 import { gt } from '../../../lib/iceberg/expressions.js';
 import { newSnapshotId } from '../../../lib/iceberg/metadata-json.js';
 import {
@@ -15,7 +13,7 @@ import {
 } from '../../../lib/iceberg/scan.js';
 import { noChanges } from '../../../lib/iceberg/table-update.js';
 import { Types, type Schema } from '../../../lib/iceberg/types.js';
-import { LocalFileIO } from '../../../lib/storage/index.js';
+import type { LocalFileIO } from '../../../lib/storage/index.js';
 
 const schema: Schema = {
   schemaId: 0,
@@ -34,23 +32,15 @@ const cols = (ids: number[]) =>
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe('incremental append scans', () => {
-  let dir: string;
+  let temp: TempCatalog<LocalFileIO>;
   let io: LocalFileIO;
   let catalog: SqlCatalog;
   beforeEach(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-scan-incr-'));
-    io = new LocalFileIO({});
-    catalog = new SqlCatalog({
-      name: 'test',
-      driver: new SqliteCatalogDriver({ path: path.join(dir, 'c.db') }),
-      io,
-      warehouse: `file://${dir}/wh`,
-    });
-    await catalog.initialize();
-    await catalog.createNamespace('db');
+    temp = await createTempCatalog('sluice-scan-incr-');
+    ({ io, catalog } = temp);
     await catalog.createTable('db.t', { schema });
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => temp.cleanup());
 
   async function ids(options: IncrementalScanOptions): Promise<bigint[]> {
     const { metadata } = await catalog.loadTable('db.t');
