@@ -551,9 +551,13 @@ export async function* readTask(
           bind(unbound, readSchema, { caseSensitive }),
           readSchema.fields.map((f) => f.id),
         );
-  const positions = task.positionDeletes.length
-    ? await deletedPositions(io, task.positionDeletes, task.dataFile.filePath, deleteCache)
-    : new Set<bigint>();
+  // Row positions stay far below 2^53, so plain numbers avoid a BigInt per row in the loop below.
+  const positions = new Set<number>();
+  if (task.positionDeletes.length) {
+    for (const p of await deletedPositions(io, task.positionDeletes, task.dataFile.filePath, deleteCache)) {
+      positions.add(Number(p));
+    }
+  }
   const equality = task.equalityDeletes.length
     ? await equalityDeleteKeys(deleteCache, tableSchema, task.equalityDeletes)
     : [];
@@ -561,22 +565,22 @@ export async function* readTask(
     keys: g.keys,
     accessors: g.ids.map((id) => columnAccessor(readSchema, id, `an equality delete of ${task.dataFile.filePath}`)),
   }));
-  let offset = 0n;
+  let offset = 0;
   for (const batch of readParquetBatches(await io.read(task.dataFile.filePath), { schema: readSchema })) {
     if (positions.size === 0 && equalityGroups.length === 0 && readFilter === undefined) {
-      offset += BigInt(batch.rowCount);
+      offset += batch.rowCount;
       yield readSchema === schema ? batch : reshapeBatch(batch, readSchema, schema, null);
       continue;
     }
     const keep: number[] = [];
     for (let r = 0; r < batch.rowCount; r++) {
-      if (positions.has(offset + BigInt(r))) continue;
+      if (positions.has(offset + r)) continue;
       if (equalityGroups.some((g) => g.keys.has(keyOf(g.accessors.map((get) => get(batch.columns, r)))))) continue;
       if (readFilter && !readFilter(batch.columns, r)) continue;
       keep.push(r);
     }
-    offset += BigInt(batch.rowCount);
-    yield reshapeBatch(batch, readSchema, schema, keep);
+    offset += batch.rowCount;
+    yield reshapeBatch(batch, readSchema, schema, keep.length === batch.rowCount ? null : keep);
   }
 }
 
@@ -587,8 +591,14 @@ function reshapeBatch(
   to: Pick<Schema, 'fields'>,
   keep: readonly number[] | null,
 ): ParquetColumnBatch {
+  if (from === to && keep === null) return batch;
   const columns = new Map<number, unknown[]>();
   for (const field of to.fields) {
+    if (from === to) {
+      const values = batch.columns.get(field.id) ?? [];
+      columns.set(field.id, keep === null ? values : keep.map((r) => values[r]));
+      continue;
+    }
     const source = from.fields.find((f) => f.id === field.id);
     const values = batch.columns.get(field.id) ?? [];
     const picked = keep === null ? values : keep.map((r) => values[r]);
