@@ -5,7 +5,6 @@ import {
   expectInt,
   expectObject,
   expectString,
-  getOwn,
   required,
   type Fail,
   type JsonObject,
@@ -13,6 +12,7 @@ import {
 import {
   bindTransform,
   parseTransform,
+  transformOfFieldJson,
   transformedValueToHumanString,
   transformProblem,
   transformResultType,
@@ -85,17 +85,7 @@ export function partitionSpecFromJson(json: unknown, path: string, fail: Fail): 
   const fields = required(obj, 'fields', path, fail, expectArray).map((item, i) => {
     const fieldPath = childPath(fieldsPath, i);
     const field = expectObject(item, fieldPath, fail);
-    if (getOwn(field, 'source-ids') !== undefined && getOwn(field, 'source-id') === undefined) {
-      fail(fieldPath, 'multi-argument transforms (source-ids) need table format v3; this engine supports v2');
-    }
-    const transformText = required(field, 'transform', fieldPath, fail, expectString);
-    let transform: Transform;
-    try {
-      transform = parseTransform(transformText);
-    } catch (err) {
-      if (err instanceof InvalidTransformError) fail(childPath(fieldPath, 'transform'), err.problem);
-      throw err;
-    }
+    const transform = transformOfFieldJson(field, fieldPath, fail);
     return {
       sourceId: required(field, 'source-id', fieldPath, fail, expectInt),
       fieldId: required(field, 'field-id', fieldPath, fail, expectInt),

@@ -5,13 +5,18 @@ import {
   expectArray,
   expectInt,
   expectObject,
-  expectString,
-  getOwn,
   required,
   type Fail,
   type JsonObject,
 } from './json-input.js';
-import { parseTransform, transformProblem, transformToString, transformsEqual, type Transform } from './transforms.js';
+import {
+  parseTransform,
+  transformOfFieldJson,
+  transformProblem,
+  transformToString,
+  transformsEqual,
+  type Transform,
+} from './transforms.js';
 import { findFieldByName, indexSchema, isPrimitive, type Schema } from './types.js';
 
 /**
@@ -77,17 +82,7 @@ export function sortOrderFromJson(json: unknown, path: string, fail: Fail): Sort
   const fields = required(obj, 'fields', path, fail, expectArray).map((item, i): SortField => {
     const fieldPath = childPath(fieldsPath, i);
     const field = expectObject(item, fieldPath, fail);
-    if (getOwn(field, 'source-ids') !== undefined && getOwn(field, 'source-id') === undefined) {
-      fail(fieldPath, 'multi-argument transforms (source-ids) need table format v3; this engine supports v2');
-    }
-    const transformText = required(field, 'transform', fieldPath, fail, expectString);
-    let transform: Transform;
-    try {
-      transform = parseTransform(transformText);
-    } catch (err) {
-      if (err instanceof InvalidTransformError) fail(childPath(fieldPath, 'transform'), err.problem);
-      throw err;
-    }
+    const transform = transformOfFieldJson(field, fieldPath, fail);
     return {
       transform,
       sourceId: required(field, 'source-id', fieldPath, fail, expectInt),

@@ -1,5 +1,6 @@
 import { InvalidTransformError, InvalidValueError } from './errors.js';
 import { Types, typeToString, type IcebergType, type PrimitiveType } from './types.js';
+import { childPath, expectString, getOwn, required, type Fail, type JsonObject } from './json-input.js';
 import {
   checkValue,
   civilFromDays,
@@ -474,4 +475,21 @@ function humanHour(hourOrdinal: number): string {
   const days = Math.floor(hourOrdinal / 24);
   const hour = hourOrdinal - days * 24;
   return `${humanDate(days)}-${String(hour).padStart(2, '0')}`;
+}
+
+/**
+ * The `transform` of a partition or sort field read from JSON, with errors at `<fieldPath>.transform`. A field that
+ * names `source-ids` (several arguments) instead of `source-id` is refused: that is a format v3 feature.
+ */
+export function transformOfFieldJson(field: JsonObject, fieldPath: string, fail: Fail): Transform {
+  if (getOwn(field, 'source-ids') !== undefined && getOwn(field, 'source-id') === undefined) {
+    fail(fieldPath, 'multi-argument transforms (source-ids) need table format v3; this engine supports v2');
+  }
+  const text = required(field, 'transform', fieldPath, fail, expectString);
+  try {
+    return parseTransform(text);
+  } catch (err) {
+    if (err instanceof InvalidTransformError) fail(childPath(fieldPath, 'transform'), err.problem);
+    throw err;
+  }
 }
