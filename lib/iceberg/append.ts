@@ -36,7 +36,7 @@ import {
 import { TableWriteError } from './errors.js';
 import { addSnapshot, nextSequenceNumber, noChanges, snapshotSummary, type SnapshotChanges } from './table-update.js';
 import type { Schema } from './types.js';
-import type { PrimitiveValue } from './values.js';
+import { tupleKey, type PrimitiveValue } from './values.js';
 
 /** Table property for where data files go. @default `<location>/data` */
 export const DATA_PATH_PROPERTY = 'write.data.path';
@@ -71,16 +71,6 @@ export function dataDirectory(metadata: Pick<TableMetadata, 'location' | 'proper
   return (custom !== undefined && custom !== '' ? custom : `${metadata.location}/data`).replace(/\/+$/, '');
 }
 
-function partitionKey(values: readonly PartitionValue[]): string {
-  // Most tuples are one int (bucket, day, …): skip JSON for them, this runs once per row.
-  if (values.length === 1 && typeof values[0] === 'number') return `n${values[0]}`;
-  return JSON.stringify(values, (_k, v: unknown) => {
-    if (typeof v === 'bigint') return `${v}n`;
-    if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');
-    return v;
-  });
-}
-
 /** Splits row indexes by partition tuple; an unpartitioned table is one group. */
 export function groupRowsByPartition(
   spec: PartitionSpec,
@@ -96,7 +86,7 @@ export function groupRowsByPartition(
       const column = columns.get(fieldId);
       return column === undefined ? null : ((column[r] as PrimitiveValue | null | undefined) ?? null);
     });
-    const key = partitionKey(tuple);
+    const key = tupleKey(tuple);
     let group = groups.get(key);
     if (!group) groups.set(key, (group = { partition: tuple, rows: [] }));
     group.rows.push(r);

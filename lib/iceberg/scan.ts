@@ -10,6 +10,7 @@
  * Incremental scans ({@link planIncrementalAppends}) read the rows appended between two snapshots.
  */
 import type { FileIO } from '../storage/file-io.js';
+import { tupleKey } from './values.js';
 import type { DataFile, ManifestEntry } from './data-file.js';
 import { IcebergError, InvalidTableConfigError } from './errors.js';
 import {
@@ -268,13 +269,7 @@ function samePartitionOrGlobal(deleteFile: DataFile, dataFile: DataFile): boolea
   // A delete in an unpartitioned spec applies everywhere; otherwise only within the same spec and partition.
   if (deleteFile.partition.length === 0) return true;
   if (deleteFile.specId !== dataFile.specId) return false;
-  return JSON.stringify(deleteFile.partition, jsonSafe) === JSON.stringify(dataFile.partition, jsonSafe);
-}
-
-function jsonSafe(_k: string, v: unknown): unknown {
-  if (typeof v === 'bigint') return `${v}n`;
-  if (v instanceof Uint8Array) return Buffer.from(v).toString('hex');
-  return v;
+  return tupleKey(deleteFile.partition) === tupleKey(dataFile.partition);
 }
 
 // ---- incremental appends --------------------------------------------------------------------------------
@@ -459,10 +454,6 @@ export async function deletedPositions(
   return deleted;
 }
 
-function keyOf(values: readonly unknown[]): string {
-  return JSON.stringify(values, jsonSafe);
-}
-
 /** Reads a value by its path (see `fieldPath`) from column batches keyed by top-level field id. */
 type ColumnAccessor = (columns: ReadonlyMap<number, readonly unknown[]>, r: number) => unknown;
 
@@ -488,7 +479,7 @@ async function readEqualityDeleteFile(io: FileIO, file: DataFile, tableSchema: S
   const accessors = ids.map((id) => columnAccessor(fileSchema, id, `delete file ${file.filePath}`));
   const batch = readParquetFile(await io.read(file.filePath), { schema: fileSchema });
   const keys = new Set<string>();
-  for (let r = 0; r < batch.rowCount; r++) keys.add(keyOf(accessors.map((get) => get(batch.columns, r))));
+  for (let r = 0; r < batch.rowCount; r++) keys.add(tupleKey(accessors.map((get) => get(batch.columns, r))));
   return keys;
 }
 
@@ -575,7 +566,7 @@ export async function* readTask(
     const keep: number[] = [];
     for (let r = 0; r < batch.rowCount; r++) {
       if (positions.has(offset + r)) continue;
-      if (equalityGroups.some((g) => g.keys.has(keyOf(g.accessors.map((get) => get(batch.columns, r)))))) continue;
+      if (equalityGroups.some((g) => g.keys.has(tupleKey(g.accessors.map((get) => get(batch.columns, r)))))) continue;
       if (readFilter && !readFilter(batch.columns, r)) continue;
       keep.push(r);
     }

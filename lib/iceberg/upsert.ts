@@ -32,7 +32,7 @@ import { liveEntries, planFiles, readPositionDeleteFile, type FileScanTask } fro
 import { noChanges, type SnapshotChanges } from './table-update.js';
 import type { NestedField, Schema } from './types.js';
 import { IcebergError, RowLevelConflictError } from './errors.js';
-import type { PrimitiveValue } from './values.js';
+import { tupleKey, type PrimitiveValue } from './values.js';
 import { decodeBound, compareValues } from './bounds.js';
 import { DELETE_FILE_PATH_FIELD_ID } from './parquet/writer.js';
 
@@ -119,17 +119,8 @@ export interface UpsertResult {
   attempts: number;
 }
 
-const keyReplacer = (_k: string, v: unknown) =>
-  typeof v === 'bigint' ? `${v}n` : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v;
-
-/** A stable string for a key tuple (bigints and bytes included). */
-export function keyString(values: readonly unknown[]): string {
-  if (values.length === 1) {
-    const v = values[0];
-    if (typeof v === 'bigint' || typeof v === 'number' || typeof v === 'string') return `${typeof v}:${String(v)}`;
-  }
-  return JSON.stringify(values, keyReplacer);
-}
+/** A stable string for a key tuple (see {@link tupleKey}); kept under this name for the CDC activities. */
+export const keyString = tupleKey;
 
 function keyFields(schema: Schema, table: string): NestedField[] {
   if (schema.identifierFieldIds.length === 0) {
@@ -147,7 +138,7 @@ function partitionFollowsKey(spec: PartitionSpec, schema: Schema): boolean {
 }
 
 function partitionKey(specId: number, values: readonly PartitionValue[]): string {
-  return `${specId}|${JSON.stringify(values, keyReplacer)}`;
+  return `${specId}|${tupleKey(values)}`;
 }
 
 /** Reads the key columns of a data file into key → position. */

@@ -467,3 +467,22 @@ export function valueToHumanString(type: PrimitiveType, value: PrimitiveValue | 
       return String(value);
   }
 }
+
+function tupleReplacer(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return `${value}n`;
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('hex');
+  return value;
+}
+
+/**
+ * A stable string for a tuple of values (a primary key, a partition tuple), usable as a `Map` key: bigints, bytes
+ * and decimals included. Equal tuples of the same column types give equal strings. A single int, long or string
+ * skips JSON, since this runs once per row on write and scan paths.
+ */
+export function tupleKey(values: readonly unknown[]): string {
+  if (values.length === 1) {
+    const v = values[0];
+    if (typeof v === 'bigint' || typeof v === 'number' || typeof v === 'string') return `${typeof v}:${String(v)}`;
+  }
+  return JSON.stringify(values, tupleReplacer);
+}
