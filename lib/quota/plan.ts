@@ -1,0 +1,340 @@
+import type {
+  PlanEntry,
+  PlanFieldChange,
+  PlanGate,
+  Quota,
+  QuotaField,
+  QuotaPlan,
+  QuotaRightsizeConfig,
+  QuotaSpec,
+  UsageMetric,
+} from '../../schemas/quota.js';
+import type { UsageByQuota } from './usage.js';
+
+/**
+ * The rightsizing planner: quotas + hourly usage → a plan of new values, aligned with the budget, with a gate per
+ * quota (auto-apply or approval) and a readable diff. Pure: the recommender and the budget alignment come in
+ * through {@link Rightsizer} (activities/quota-activities.ts wires lib/quota/rightsizing into it), and time is
+ * `nowMs`.
+ *
+ * Rules that hold whatever the recommender says: a quota without usage keeps its value and the plan warns; a
+ * value never goes to 0 (or below the policy floor); a maximum never drops below its guarantee (the rightsizer
+ * does not take guarantees away).
+ */
+
+/** The resource names the recommender and the budget know. */
+export type RightsizeResource = 'memory' | 'vcores' | 'apps' | 'qps' | 'bandwidth' | 'custom';
+
+/** The recommender and budget alignment, as the planner uses them. */
+export interface Rightsizer {
+  /** A new value for `current` from hourly samples (in the resource's recommender unit). */
+  recommend(
+    resource: RightsizeResource,
+    current: number,
+    samples: ReadonlyArray<{ hourStartMs: number; avg: number; peak: number }>,
+    nowMs: number,
+  ): { value: number; warnings: string[]; reason: string; floor: number };
+  /** Cuts maxima to fit the budget; returns the aligned maximum per item, in input order. */
+  align(
+    items: ReadonlyArray<{
+      quotaId: string;
+      tier: string;
+      priority: number;
+      resource: string;
+      guaranteed: number;
+      recommendedMax: number;
+      unitPricePerHour: number;
+    }>,
+    budgetPerHour: number,
+    strategy: QuotaRightsizeConfig['budgetStrategy'],
+  ): { alignedMax: number[]; cutReasons: Array<string | undefined>; overBudget: boolean };
+}
+
+/** What one rightsized field is. */
+interface FieldPlan {
+  field: QuotaField;
+  metric: UsageMetric;
+  resource: RightsizeResource;
+  /** Quota units per recommender unit (bandwidth is recommended in MB/s, stored in bytes/s). */
+  scale: number;
+  integer: boolean;
+  current: number;
+  guaranteed: number;
+}
+
+function rightsizedFields(spec: QuotaSpec): FieldPlan[] {
+  switch (spec.kind) {
+    case 'capacity':
+      return [
+        {
+          field: 'maxMemoryMb',
+          metric: 'memoryMb',
+          resource: 'memory',
+          scale: 1,
+          integer: true,
+          current: spec.maxMemoryMb,
+          guaranteed: spec.guaranteedMemoryMb,
+        },
+        {
+          field: 'maxVcores',
+          metric: 'vcores',
+          resource: 'vcores',
+          scale: 1,
+          integer: false,
+          current: spec.maxVcores,
+          guaranteed: spec.guaranteedVcores,
+        },
+        {
+          field: 'maxApps',
+          metric: 'apps',
+          resource: 'apps',
+          scale: 1,
+          integer: true,
+          current: spec.maxApps,
+          guaranteed: 0,
+        },
+      ];
+    case 'rateLimit':
+      return [
+        { field: 'qps', metric: 'qps', resource: 'qps', scale: 1, integer: false, current: spec.qps, guaranteed: 0 },
+        ...(spec.bandwidthBytesPerSec === null
+          ? []
+          : [
+              {
+                field: 'bandwidthBytesPerSec' as const,
+                metric: 'bandwidthBytesPerSec' as const,
+                resource: 'bandwidth' as const,
+                scale: 1e6,
+                integer: true,
+                current: spec.bandwidthBytesPerSec,
+                guaranteed: 0,
+              },
+            ]),
+      ];
+    case 'custom':
+      return [
+        {
+          field: 'value',
+          metric: 'custom',
+          resource: 'custom',
+          scale: 1,
+          integer: false,
+          current: spec.value,
+          guaranteed: 0,
+        },
+      ];
+  }
+}
+
+function withField(spec: QuotaSpec, field: QuotaField, value: number): QuotaSpec {
+  return { ...spec, [field]: value } as QuotaSpec;
+}
+
+/** Spend per hour of a spec at the given prices. */
+export function specSpend(spec: QuotaSpec, prices: QuotaRightsizeConfig['unitPrices']): number {
+  return rightsizedFields(spec).reduce((sum, f) => sum + f.current * prices[f.metric], 0);
+}
+
+const EPSILON = 1e-9;
+
+function roundTo(value: number, integer: boolean): number {
+  return integer ? Math.ceil(value - EPSILON) : Math.round(value * 1000) / 1000;
+}
+
+/** |proposed − current| / current; 1 when current is 0 and proposed is not. */
+export function changeRatio(current: number, proposed: number): number {
+  if (Math.abs(proposed - current) <= EPSILON) return 0;
+  if (current <= 0) return 1;
+  return Math.abs(proposed - current) / current;
+}
+
+/** Inputs of {@link buildPlan}. */
+export interface BuildPlanInput {
+  config: QuotaRightsizeConfig;
+  quotas: readonly Quota[];
+  usage: UsageByQuota;
+  nowMs: number;
+  rightsizer: Rightsizer;
+  /** Validation problems per quota id for the proposed spec (the store's validators, run as a dry run). */
+  validate?: (quota: Quota, proposed: QuotaSpec) => Promise<string[]>;
+}
+
+/** Builds the plan of one budget group. */
+export async function buildPlan(input: BuildPlanInput): Promise<QuotaPlan> {
+  const { config, nowMs, rightsizer } = input;
+  const quotas = [...input.quotas].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const planWarnings: string[] = [];
+
+  interface Draft {
+    quota: Quota;
+    fields: Array<FieldPlan & { recommended: number; proposed: number; reason: string; floor: number }>;
+    warnings: string[];
+  }
+  const drafts: Draft[] = quotas.map((quota) => {
+    const warnings: string[] = [];
+    const fields = rightsizedFields(quota.spec).map((f) => {
+      const samples = input.usage.get(quota.id)?.get(f.metric) ?? [];
+      if (samples.length === 0) {
+        warnings.push(`${f.field}: no ${f.metric} usage in the last ${config.lookbackHours} h; kept ${f.current}`);
+        return { ...f, recommended: f.current, proposed: f.current, reason: 'no usage data: kept', floor: 0 };
+      }
+      const scaled = samples.map((s) => ({ hourStartMs: s.hourStartMs, avg: s.avg / f.scale, peak: s.peak / f.scale }));
+      const rec = rightsizer.recommend(f.resource, f.current / f.scale, scaled, nowMs);
+      for (const w of rec.warnings) warnings.push(`${f.field}: ${w}`);
+      let value = roundTo(rec.value * f.scale, f.integer);
+      let reason = rec.reason;
+      if (!(value > 0) || !Number.isFinite(value)) {
+        warnings.push(`${f.field}: the recommender proposed ${rec.value}; a quota never goes to 0, kept ${f.current}`);
+        value = f.current;
+        reason = 'kept: a quota never goes to 0';
+      }
+      if (value < f.guaranteed) {
+        reason += `; raised to the guarantee ${f.guaranteed}`;
+        value = f.guaranteed;
+      }
+      return { ...f, recommended: value, proposed: value, reason, floor: rec.floor * f.scale };
+    });
+    return { quota, fields, warnings };
+  });
+
+  // Budget: only priced fields take part; the rest keep their recommendation.
+  const spendBefore = quotas.reduce((sum, q) => sum + specSpend(q.spec, config.unitPrices), 0);
+  let overBudget = false;
+  if (config.budgetPerHour !== undefined) {
+    const refs: Array<{ draft: Draft; index: number }> = [];
+    const items = drafts.flatMap((draft) =>
+      draft.fields.flatMap((f, index) => {
+        const price = config.unitPrices[f.metric];
+        if (!(price > 0)) return [];
+        refs.push({ draft, index });
+        return [
+          {
+            quotaId: draft.quota.id,
+            tier: draft.quota.tier,
+            priority: config.tierPriority[draft.quota.tier] ?? 1,
+            resource: f.field,
+            guaranteed: f.guaranteed,
+            recommendedMax: f.recommended,
+            unitPricePerHour: price,
+          },
+        ];
+      }),
+    );
+    if (items.length > 0) {
+      const aligned = rightsizer.align(items, config.budgetPerHour, config.budgetStrategy);
+      overBudget = aligned.overBudget;
+      refs.forEach(({ draft, index }, k) => {
+        const f = draft.fields[index]!;
+        let value = roundTo(aligned.alignedMax[k]!, f.integer);
+        const cut = aligned.cutReasons[k];
+        if (Math.abs(value - f.recommended) > EPSILON) {
+          f.reason += `; budget: ${cut ?? `aligned to ${value}`}`;
+        }
+        if (!(value > 0)) {
+          const kept = Math.max(f.floor, Math.min(f.current, f.recommended));
+          draft.warnings.push(`${f.field}: the budget would take it to ${value}; a quota never goes to 0, set ${kept}`);
+          value = kept;
+        }
+        f.proposed = Math.max(value, f.guaranteed);
+      });
+      if (overBudget) {
+        planWarnings.push(
+          `budget group "${config.budgetGroup}" is still over its budget of ${config.budgetPerHour}/h after alignment ` +
+            '(the guarantees alone may not fit)',
+        );
+      }
+    }
+  }
+
+  const entries: PlanEntry[] = [];
+  for (const draft of drafts) {
+    const { quota } = draft;
+    let after = quota.spec;
+    const changes: PlanFieldChange[] = draft.fields.map((f) => {
+      after = withField(after, f.field, f.proposed);
+      return {
+        field: f.field,
+        current: f.current,
+        recommended: f.recommended,
+        proposed: f.proposed,
+        changeRatio: changeRatio(f.current, f.proposed),
+        reason: f.reason,
+      };
+    });
+    const biggest = Math.max(0, ...changes.map((c) => c.changeRatio));
+    let gate: PlanGate = biggest === 0 ? 'none' : biggest <= config.autoApplyMaxChange ? 'auto' : 'approval';
+    let note: string | undefined;
+    if (gate !== 'none' && input.validate) {
+      const problems = await input.validate(quota, after);
+      if (problems.length > 0) {
+        note = `not applicable: ${problems.join('; ')}`;
+        planWarnings.push(`${quota.id}: the proposed change fails validation (${problems.join('; ')}); kept as is`);
+        gate = 'none';
+        after = quota.spec;
+      }
+    }
+    entries.push({
+      quotaId: quota.id,
+      kind: quota.spec.kind,
+      tier: quota.tier,
+      owners: { users: [...quota.owners.users], groups: [...quota.owners.groups] },
+      version: quota.version,
+      before: quota.spec,
+      after,
+      changes,
+      gate,
+      status: gate === 'none' ? 'unchanged' : config.dryRun ? 'planned' : 'pending',
+      warnings: draft.warnings,
+      ...(note ? { note } : {}),
+    });
+  }
+  const spendAfter = entries.reduce((sum, e) => sum + specSpend(e.after, config.unitPrices), 0);
+  const plan: QuotaPlan = {
+    budgetGroup: config.budgetGroup,
+    asOf: new Date(nowMs).toISOString(),
+    budgetPerHour: config.budgetPerHour ?? null,
+    spendBefore,
+    spendAfter,
+    overBudget,
+    entries,
+    warnings: planWarnings,
+    diff: '',
+  };
+  plan.diff = renderPlanDiff(plan);
+  return plan;
+}
+
+function num(v: number): string {
+  return Number.isInteger(v) ? String(v) : String(Math.round(v * 1000) / 1000);
+}
+
+function pct(current: number, proposed: number): string {
+  if (current === 0) return proposed === 0 ? '±0%' : 'new';
+  const p = ((proposed - current) / current) * 100;
+  return `${p >= 0 ? '+' : ''}${p.toFixed(1)}%`;
+}
+
+/**
+ * The plan as a readable diff, one block per quota: `~` changes, `=` unchanged; the gate and status in brackets;
+ * warnings with `!`.
+ */
+export function renderPlanDiff(plan: Omit<QuotaPlan, 'diff'>): string {
+  const lines: string[] = [];
+  const budget = plan.budgetPerHour === null ? 'no budget' : `budget ${plan.budgetPerHour.toFixed(2)}/h`;
+  lines.push(
+    `quota-rightsize plan for budget group "${plan.budgetGroup}" as of ${plan.asOf}: ${budget}, ` +
+      `spend ${plan.spendBefore.toFixed(2)}/h → ${plan.spendAfter.toFixed(2)}/h${plan.overBudget ? ' (still over budget)' : ''}`,
+  );
+  for (const e of plan.entries) {
+    const changed = e.changes.filter((c) => c.changeRatio > 0);
+    const mark = changed.length > 0 && e.gate !== 'none' ? '~' : '=';
+    lines.push(`${mark} ${e.quotaId} (${e.kind}, tier ${e.tier}, v${e.version}) [${e.gate}: ${e.status}]`);
+    for (const c of e.gate === 'none' ? [] : changed) {
+      lines.push(`    ${c.field}: ${num(c.current)} → ${num(c.proposed)} (${pct(c.current, c.proposed)})  ${c.reason}`);
+    }
+    if (e.note) lines.push(`    note: ${e.note}`);
+    for (const w of e.warnings) lines.push(`    ! ${w}`);
+  }
+  for (const w of plan.warnings) lines.push(`! ${w}`);
+  return lines.join('\n');
+}

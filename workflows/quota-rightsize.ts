@@ -1,0 +1,274 @@
+import {
+  ActivityFailure,
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  defineQuery,
+  defineUpdate,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { QuotaActivities } from '../activities/quota-activities.js';
+import { PROGRESS_QUERY, type Progress } from '../schemas/progress.js';
+import {
+  QUOTA_RIGHTSIZE_HANDLERS,
+  QuotaDecision,
+  QuotaRightsizeInput,
+  type PlanEntry,
+  type QuotaDecisionResult,
+  type QuotaPlan,
+  type QuotaRightsizePhase,
+  type QuotaRightsizeResult,
+} from '../schemas/quota.js';
+import { SearchAttributes } from '../schemas/search-attributes.js';
+import { parseWorkflowInput } from './validate-input.js';
+
+const { planQuotaRightsize, dispatchQuotas } = proxyActivities<QuotaActivities>({
+  startToCloseTimeout: '10m',
+  heartbeatTimeout: '2m',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 20 },
+  summary: 'plan or dispatch quotas',
+});
+
+// Inside an update an owner is waiting: two quick tries, and what is left is dispatched at the end of the run.
+const { dispatchQuotas: dispatchQuotasQuickly } = proxyActivities<QuotaActivities>({
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '1s', maximumAttempts: 2 },
+  summary: 'dispatch approved quotas',
+});
+
+// Writes and checks answer an owner waiting on an update: few, quick attempts.
+const { applyQuotaChanges, authorizeQuotaDecision, remindQuotaApprovers } = proxyActivities<QuotaActivities>({
+  startToCloseTimeout: '1m',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
+  summary: 'write or authorize quota changes',
+});
+
+/** The plan with every entry's current status: the readable `diff` is as planned; statuses are live. */
+export const quotaPlanQuery = defineQuery<QuotaPlan>(QUOTA_RIGHTSIZE_HANDLERS.plan);
+export const quotaRightsizeProgressQuery = defineQuery<Progress>(PROGRESS_QUERY);
+/** An owner's decision on pending changes: approve, reject, or modify (apply other values). */
+export const quotaApproveUpdate = defineUpdate<QuotaDecisionResult, [QuotaDecision]>(QUOTA_RIGHTSIZE_HANDLERS.approve);
+
+const UNIT_MS = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000, ms: 1 } as const;
+function durationMs(text: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text)!;
+  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+}
+
+/**
+ * `quota-rightsize`: one budget group's rightsizing run (a Schedule starts one per group). Plan (recommend from
+ * usage, align with the budget, validate) → apply small changes at once → wait for the owners on large ones, with
+ * reminders, until they decide or the approval times out (the quota then keeps its value) → every applied change
+ * is audited by the store and dispatched (Yunikorn queues, rate-limit rules, webhook).
+ */
+export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<QuotaRightsizeResult> {
+  const input = parseWorkflowInput(QuotaRightsizeInput, rawInput, 'quotaRightsize input');
+  const { workflowId } = workflowInfo();
+  let phase: QuotaRightsizePhase = 'planning';
+  let reminders = 0;
+  const inFlight = new Set<string>();
+  const setPhase = (next: QuotaRightsizePhase) => {
+    phase = next;
+    upsertSearchAttributes([{ key: SearchAttributes.phase, value: next }]);
+  };
+  upsertSearchAttributes([
+    { key: SearchAttributes.pipeline, value: 'quota-rightsize' },
+    { key: SearchAttributes.dataset, value: input.budgetGroup },
+    { key: SearchAttributes.phase, value: phase },
+  ]);
+
+  const asOf = input.asOf ?? workflowInfo().startTime.toISOString();
+  const plan = await planQuotaRightsize({ ...input, asOf });
+  const entries = new Map(plan.entries.map((e) => [e.quotaId, e]));
+  const changing = plan.entries.filter((e) => e.gate !== 'none');
+  // Undecided: waiting for approval, including entries whose decision is under way in an update.
+  const undecided = () => plan.entries.filter((e) => e.gate === 'approval' && e.status === 'pending');
+  // Open for a decision: undecided and not already being decided.
+  const pendingApproval = () => undecided().filter((e) => !inFlight.has(e.quotaId));
+
+  setHandler(quotaPlanQuery, () => plan);
+  setHandler(quotaRightsizeProgressQuery, () => ({
+    phase,
+    done: changing.filter((e) => e.status !== 'pending' && e.status !== 'planned').length,
+    total: changing.length,
+    unit: 'changes',
+    detail: `${undecided().length} waiting for approval, ${reminders} reminders`,
+  }));
+  setHandler(
+    quotaApproveUpdate,
+    async (raw) => {
+      const decision = QuotaDecision.parse(raw);
+      const ids = decidedIds(decision);
+      for (const id of ids) inFlight.add(id);
+      try {
+        return await decide(decision, ids);
+      } finally {
+        for (const id of ids) inFlight.delete(id);
+      }
+    },
+    {
+      validator: (raw) => {
+        const parsed = QuotaDecision.safeParse(raw);
+        if (!parsed.success)
+          throw new Error(`invalid decision: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+        const ids = decidedIds(parsed.data);
+        if (ids.length === 0) throw new Error(`nothing waits for approval in budget group "${input.budgetGroup}"`);
+        if (parsed.data.user === input.actor) {
+          throw new Error(`"${input.actor}" proposed these changes; an owner or approver must decide on them`);
+        }
+        for (const id of ids) {
+          const e = entries.get(id);
+          if (!e || e.gate !== 'approval' || e.status !== 'pending' || inFlight.has(id)) {
+            throw new Error(
+              `quota "${id}" has no change waiting for approval in this run (status ${e?.status ?? 'not in the plan'})`,
+            );
+          }
+          if (parsed.data.decision === 'modify' && !parsed.data.specs?.[id]) {
+            throw new Error(`modify needs a spec for "${id}" (specs.${id})`);
+          }
+        }
+      },
+      description: 'approve, reject or modify pending quota changes (the store checks that the user may)',
+    },
+  );
+
+  function decidedIds(d: QuotaDecision): string[] {
+    if (d.quotaIds) return [...new Set(d.quotaIds)];
+    if (d.decision === 'modify') return Object.keys(d.specs ?? {});
+    return pendingApproval().map((e) => e.quotaId);
+  }
+
+  async function decide(d: QuotaDecision, ids: string[]): Promise<QuotaDecisionResult> {
+    const reason = d.reason ?? `${d.decision} of quota-rightsize proposal (${workflowId})`;
+    try {
+      if (d.decision === 'reject') {
+        await authorizeQuotaDecision({ quotaIds: ids, actor: d.user });
+        for (const id of ids) {
+          const e = entries.get(id)!;
+          e.status = 'rejected';
+          e.note = `rejected by ${d.user}: ${reason}`;
+        }
+        return { decision: d.decision, decided: ids, outcomes: [], stillPending: undecided().map((e) => e.quotaId) };
+      }
+      const writes = ids.map((id) => {
+        const e = entries.get(id)!;
+        return { quotaId: id, expectedVersion: e.version, spec: d.decision === 'modify' ? d.specs![id]! : e.after };
+      });
+      const outcomes = await applyQuotaChanges({ writes, actor: d.user, reason, atomic: true });
+      const applied: Array<{ quotaId: string; before: PlanEntry['before']; after: PlanEntry['after']; actor: string }> =
+        [];
+      for (const w of writes) {
+        const e = entries.get(w.quotaId)!;
+        e.after = w.spec;
+        e.status = 'applied';
+        e.note = `${d.decision === 'modify' ? 'modified' : 'approved'} by ${d.user}: ${reason}`;
+        applied.push({ quotaId: e.quotaId, before: e.before, after: e.after, actor: d.user });
+      }
+      await dispatch(applied, true);
+      return { decision: d.decision, decided: ids, outcomes, stillPending: undecided().map((e) => e.quotaId) };
+    } catch (err) {
+      // The update fails (the run goes on): the owner sees why, e.g. PolicyDenied for someone who owns none of them.
+      if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
+        throw ApplicationFailure.create({
+          type: err.cause.type ?? 'PolicyDenied',
+          nonRetryable: true,
+          message: err.cause.message,
+        });
+      }
+      throw err;
+    }
+  }
+
+  type Applied = { quotaId: string; before: PlanEntry['before']; after: PlanEntry['after']; actor: string };
+  // Changes applied in an update whose quick dispatch failed; the run dispatches them again before it ends.
+  const owed: Applied[] = [];
+  async function dispatch(applied: Applied[], fromUpdate = false) {
+    if (applied.length === 0) return;
+    const args = { budgetGroup: input.budgetGroup, targets: input.dispatch, applied };
+    if (!fromUpdate) {
+      await dispatchQuotas(args);
+      return;
+    }
+    try {
+      await dispatchQuotasQuickly(args);
+    } catch (err) {
+      log.warn('dispatch after an approval failed; retrying at the end of the run', { error: String(err) });
+      owed.push(...applied);
+    }
+  }
+
+  if (!input.dryRun) {
+    const auto = plan.entries.filter((e) => e.gate === 'auto');
+    if (auto.length > 0) {
+      setPhase('applying');
+      const outcomes = await applyQuotaChanges({
+        writes: auto.map((e) => ({ quotaId: e.quotaId, expectedVersion: e.version, spec: e.after })),
+        actor: input.actor,
+        reason: `quota-rightsize ${input.budgetGroup}: change within ${input.autoApplyMaxChange * 100}% applied automatically (${workflowId})`,
+        atomic: false,
+      });
+      for (const o of outcomes) {
+        const e = entries.get(o.quotaId)!;
+        e.status = o.status;
+        if (o.message) e.note = o.message;
+      }
+      setPhase('dispatching');
+      await dispatch(
+        auto
+          .filter((e) => e.status === 'applied')
+          .map((e) => ({ quotaId: e.quotaId, before: e.before, after: e.after, actor: input.actor })),
+      );
+    }
+
+    if (undecided().length > 0) {
+      setPhase('awaiting-approval');
+      const timeoutMs = durationMs(input.approvalTimeout);
+      const reminderMs = durationMs(input.reminderAfter);
+      const deadline = new Date(workflowInfo().runStartTime.getTime() + timeoutMs).toISOString();
+      let waited = 0;
+      while (undecided().length > 0 && waited < timeoutMs) {
+        const step = Math.min(reminderMs, timeoutMs - waited);
+        const decided = await condition(() => undecided().length === 0, step);
+        waited += step;
+        if (!decided && waited < timeoutMs) {
+          reminders += 1;
+          await remindQuotaApprovers({
+            budgetGroup: input.budgetGroup,
+            workflowId,
+            pending: undecided().map((e) => ({ quotaId: e.quotaId, owners: e.owners })),
+            deadline,
+            ...(input.dispatch.webhookUrl ? { webhookUrl: input.dispatch.webhookUrl } : {}),
+          });
+        }
+      }
+      // Decisions already under way finish; whatever nobody decided keeps its value.
+      await condition(allHandlersFinished);
+      for (const e of undecided()) {
+        e.status = 'timed-out';
+        e.note = `no decision within ${input.approvalTimeout}: kept unchanged`;
+      }
+    }
+  }
+  await condition(allHandlersFinished);
+  if (owed.length > 0) {
+    setPhase('dispatching');
+    await dispatch(owed.splice(0));
+  }
+  setPhase('done');
+  const count = (s: PlanEntry['status']) => plan.entries.filter((e) => e.status === s).length;
+  return {
+    budgetGroup: input.budgetGroup,
+    applied: count('applied'),
+    rejected: count('rejected'),
+    timedOut: count('timed-out'),
+    conflicts: count('conflict'),
+    refused: count('refused'),
+    unchanged: count('unchanged'),
+    reminders,
+    plan,
+  };
+}
