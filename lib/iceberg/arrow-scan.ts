@@ -21,9 +21,9 @@
  */
 import { makeData, RecordBatch, Schema as ArrowSchema, Struct, Table, type Data } from 'apache-arrow';
 import type { FileIO } from '../storage/file-io.js';
-import { currentSchema, type TableMetadata } from './metadata-json.js';
+import type { TableMetadata } from './metadata-json.js';
 import { buildColumnData, planColumns, type ColumnValues } from './parquet/column-builder.js';
-import { projectSchema, scanTable, type TableScanOptions } from './scan.js';
+import { projectSchema, scanReadSchema, scanTable, type TableScanOptions } from './scan.js';
 import type { Schema } from './types.js';
 
 /** Options of {@link scanToArrow}: the snapshot, filter and columns, as for `scanTable`. */
@@ -32,19 +32,23 @@ export type ArrowScanOptions = TableScanOptions;
 /** The Arrow schema a scan with these options produces. */
 export function arrowScanSchema(
   metadata: TableMetadata,
-  options: Pick<ArrowScanOptions, 'columns' | 'caseSensitive'> = {},
+  options: Pick<ArrowScanOptions, 'columns' | 'caseSensitive' | 'snapshotId' | 'asOfTimestampMs'> = {},
 ): ArrowSchema {
   return new ArrowSchema(planColumns(scanSchema(metadata, options).fields).arrowFields);
 }
 
-function scanSchema(metadata: TableMetadata, options: Pick<ArrowScanOptions, 'columns' | 'caseSensitive'>): Schema {
-  const schema = currentSchema(metadata);
+function scanSchema(
+  metadata: TableMetadata,
+  options: Pick<ArrowScanOptions, 'columns' | 'caseSensitive' | 'snapshotId' | 'asOfTimestampMs'>,
+): Schema {
+  // Time travel reads in the snapshot's own schema, as scanTable does.
+  const schema = scanReadSchema(metadata, options);
   return options.columns === undefined ? schema : projectSchema(schema, options.columns, options.caseSensitive);
 }
 
 /**
  * Scans a snapshot as Arrow record batches: one batch per Parquet row group that has rows left after deletes and
- * the filter. Batches are produced as they are consumed, so memory holds one data file's bytes and one row group
+ * the filter. Batches are produced as they are consumed, so memory holds two data files' bytes (one read ahead) and one row group
  * (decoded values and their Arrow copy) at a time, whatever the table's size.
  *
  * @throws InvalidExpressionError when the filter does not fit the current schema.

@@ -27,6 +27,20 @@ export const ICEBERG_ERROR_KINDS = {
   'invalid-write': 'InvalidInput',
   /** A row-level commit lost to a concurrent commit that touched the same rows; run it again on fresh state. */
   'row-level-conflict': 'CommitConflict',
+  /** A filter expression does not fit the schema (unknown column, column inside a list or map, bad literal). */
+  'invalid-expression': 'InvalidInput',
+  /** An incremental scan asks for a range the table's history cannot serve as appends. */
+  'invalid-incremental-scan': 'InvalidInput',
+  /** A change batch for an upsert is unusable (no primary key, null key, wrong columns). */
+  'invalid-changes': 'InvalidInput',
+  /** A copy-on-write overwrite's new rows do not fall under its own filter. */
+  'invalid-overwrite': 'InvalidInput',
+  /** A value given to the Parquet writer does not fit its column (null in a required field, wrong type, range). */
+  'invalid-column-value': 'InvalidInput',
+  /** A Parquet data or delete file cannot be read (not Parquet, damaged footer, missing or unreadable column). */
+  'corrupt-data-file': 'Corrupt',
+  /** An Avro manifest or manifest list cannot be decoded or is not the structure the spec requires. */
+  'corrupt-manifest': 'Corrupt',
 } as const satisfies Record<string, ErrorType>;
 
 /** One of {@link ICEBERG_ERROR_KINDS}. */

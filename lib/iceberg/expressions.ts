@@ -50,8 +50,7 @@ import {
  * literal cannot be converted to the column's type. Reported as `InvalidInput`.
  */
 export class InvalidExpressionError extends IcebergError {
-  // Until errors.ts has an expression kind, a bad filter is an invalid value: both are the caller's input.
-  readonly kind = 'invalid-value';
+  readonly kind = 'invalid-expression';
   override readonly name = 'InvalidExpressionError';
 
   constructor(

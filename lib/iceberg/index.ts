@@ -18,6 +18,7 @@ export * from './manifest-list.js';
 export * from './append.js';
 export * from './scan.js';
 export * from './upsert.js';
+export * from './overwrite.js';
 export * from './schema-update.js';
 export * from './maintenance/index.js';
 export * from './arrow-scan.js';

@@ -30,7 +30,12 @@ import { readManifestList, type ManifestFile } from './manifest-list.js';
 import { currentSchema, type Snapshot, type SnapshotOperation, type TableMetadata } from './metadata-json.js';
 import { partitionType } from './partition-spec.js';
 import { DELETE_FILE_PATH_FIELD_ID, DELETE_POS_FIELD_ID, POSITION_DELETE_SCHEMA } from './parquet/writer.js';
-import { readParquetBatches, readParquetFile, type ParquetColumnBatch } from './parquet/reader.js';
+import {
+  readParquetBatches,
+  readParquetFile,
+  readPositionDeletePositions,
+  type ParquetColumnBatch,
+} from './parquet/reader.js';
 import { indexSchema, type IcebergType, type NestedField, type Schema } from './types.js';
 
 /** Which snapshot to read. */
@@ -81,7 +86,7 @@ export interface FileScanTask {
  */
 export class IncrementalScanError extends IcebergError {
   // Reported as InvalidInput: the caller asked for a range the table's history cannot serve as appends.
-  readonly kind = 'invalid-table-config';
+  readonly kind = 'invalid-incremental-scan';
   override readonly name = 'IncrementalScanError';
 
   constructor(
@@ -126,6 +131,35 @@ export function selectSnapshot(metadata: TableMetadata, selector: SnapshotSelect
   return metadata.currentSnapshotId === null
     ? undefined
     : metadata.snapshots.find((s) => s.snapshotId === metadata.currentSnapshotId);
+}
+
+/**
+ * The schema for reading `snapshot` as the selector picked it: the snapshot's own schema when the selector travels
+ * back to an older snapshot, else the current schema.
+ */
+function readSchemaFor(metadata: TableMetadata, selector: SnapshotSelector, snapshot: Snapshot | undefined): Schema {
+  const explicit = selector.snapshotId !== undefined || selector.asOfTimestampMs !== undefined;
+  const older = snapshot !== undefined && snapshot.snapshotId !== metadata.currentSnapshotId;
+  return explicit && older ? snapshotSchema(metadata, snapshot) : currentSchema(metadata);
+}
+
+/**
+ * The schema a snapshot was written with (its `schema-id`), falling back to the current schema for snapshots that
+ * carry none (v1 tables) or name a schema the metadata no longer lists.
+ */
+export function snapshotSchema(metadata: TableMetadata, snapshot: Snapshot | undefined): Schema {
+  const id = snapshot?.schemaId;
+  return (id === undefined ? undefined : metadata.schemas.find((s) => s.schemaId === id)) ?? currentSchema(metadata);
+}
+
+/**
+ * The schema a scan reads with: when the selector travels back (by id or time) to a snapshot older than the current
+ * one, that snapshot's own schema, as Java's `useSnapshot`/`asOfTime`, pyiceberg, DuckDB and Spark read it; columns
+ * renamed, widened or added since then read as they were. Otherwise the current schema, also when the selector
+ * names the current snapshot (callers pin it to read a stable state in today's column names).
+ */
+export function scanReadSchema(metadata: TableMetadata, selector: SnapshotSelector = {}): Schema {
+  return readSchemaFor(metadata, selector, selectSnapshot(metadata, selector));
 }
 
 /** Reads the live entries of the given manifests, with inheritance applied. */
@@ -174,11 +208,14 @@ interface PlanningFilter {
   deleteFile(file: DataFile): boolean;
 }
 
-function planningFilter(metadata: TableMetadata, options: FilterOptions): PlanningFilter {
+function planningFilter(
+  metadata: TableMetadata,
+  options: FilterOptions,
+  schema: Schema = currentSchema(metadata),
+): PlanningFilter {
   if (options.filter === undefined) {
     return { manifest: () => true, dataFile: () => true, deleteFile: () => true };
   }
-  const schema = currentSchema(metadata);
   const bound = bind(options.filter, schema, { caseSensitive: options.caseSensitive ?? true });
   // One projection per partition spec: manifests and files of older specs are pruned with their own spec.
   const projections = new Map<number, { projection: BoundExpression; fieldCount: number } | undefined>();
@@ -224,7 +261,8 @@ export async function planFiles(
 ): Promise<FileScanTask[]> {
   const snapshot = selectSnapshot(metadata, options);
   if (!snapshot) return [];
-  const filter = planningFilter(metadata, options);
+  // Time travel binds the filter to the snapshot's own schema (see scanReadSchema).
+  const filter = planningFilter(metadata, options, readSchemaFor(metadata, options, snapshot));
   const list = readManifestList(await io.read(snapshot.manifestList), { file: snapshot.manifestList });
   const manifests = list.manifests.filter((m) => hasLiveFiles(m) && filter.manifest(m));
   const data: { file: DataFile; seq: bigint }[] = [];
@@ -241,35 +279,56 @@ export async function planFiles(
       }
     }
   }
-  return data.map(({ file, seq }) => attachDeletes(file, seq, positionDeletes, equalityDeletes));
+  const positionIndex = new DeleteIndex(positionDeletes);
+  const equalityIndex = new DeleteIndex(equalityDeletes);
+  return data.map(({ file, seq }) => attachDeletes(file, seq, positionIndex, equalityIndex));
+}
+
+/**
+ * Delete files by the partition they apply to: a delete in an unpartitioned spec applies everywhere (global);
+ * otherwise only within the same spec and partition. Built once per plan, so that attaching deletes to each data
+ * file looks at its partition's deletes only, not at every delete file of the table.
+ */
+class DeleteIndex {
+  private readonly global: { file: DataFile; seq: bigint }[] = [];
+  private readonly byPartition = new Map<string, { file: DataFile; seq: bigint }[]>();
+
+  constructor(deletes: readonly { file: DataFile; seq: bigint }[]) {
+    for (const d of deletes) {
+      if (d.file.partition.length === 0) {
+        this.global.push(d);
+        continue;
+      }
+      const key = `${d.file.specId}|${tupleKey(d.file.partition)}`;
+      const list = this.byPartition.get(key);
+      if (list) list.push(d);
+      else this.byPartition.set(key, [d]);
+    }
+  }
+
+  /** The deletes that may apply to a data file, by partition (sequence numbers are checked by the caller). */
+  candidates(file: DataFile): { file: DataFile; seq: bigint }[] {
+    if (this.byPartition.size === 0) return this.global;
+    const local = this.byPartition.get(`${file.specId}|${tupleKey(file.partition)}`) ?? [];
+    return this.global.length === 0 ? local : [...this.global, ...local];
+  }
 }
 
 function attachDeletes(
   file: DataFile,
   seq: bigint,
-  positionDeletes: readonly { file: DataFile; seq: bigint }[],
-  equalityDeletes: readonly { file: DataFile; seq: bigint }[],
+  positionDeletes: DeleteIndex,
+  equalityDeletes: DeleteIndex,
 ): FileScanTask {
-  return {
-    dataFile: file,
-    dataSequenceNumber: seq,
-    positionDeletes: positionDeletes
-      .filter(
-        (d) => d.seq >= seq && (d.file.referencedDataFile === undefined || d.file.referencedDataFile === file.filePath),
-      )
-      .filter((d) => samePartitionOrGlobal(d.file, file))
-      .map((d) => d.file),
-    equalityDeletes: equalityDeletes
-      .filter((d) => d.seq > seq && samePartitionOrGlobal(d.file, file))
-      .map((d) => d.file),
-  };
-}
-
-function samePartitionOrGlobal(deleteFile: DataFile, dataFile: DataFile): boolean {
-  // A delete in an unpartitioned spec applies everywhere; otherwise only within the same spec and partition.
-  if (deleteFile.partition.length === 0) return true;
-  if (deleteFile.specId !== dataFile.specId) return false;
-  return tupleKey(deleteFile.partition) === tupleKey(dataFile.partition);
+  const positional: DataFile[] = [];
+  for (const d of positionDeletes.candidates(file)) {
+    if (d.seq < seq) continue;
+    if (d.file.referencedDataFile !== undefined && d.file.referencedDataFile !== file.filePath) continue;
+    positional.push(d.file);
+  }
+  const equality: DataFile[] = [];
+  for (const d of equalityDeletes.candidates(file)) if (d.seq > seq) equality.push(d.file);
+  return { dataFile: file, dataSequenceNumber: seq, positionDeletes: positional, equalityDeletes: equality };
 }
 
 // ---- incremental appends --------------------------------------------------------------------------------
@@ -421,9 +480,28 @@ export async function readPositionDeleteFile(io: FileIO, path: string): Promise<
  */
 export class DeleteFileCache {
   private readonly positionFiles = new Map<string, Promise<Map<string, bigint[]>>>();
+  private readonly numberFiles = new Map<string, Promise<Map<string, Float64Array>>>();
   private readonly equalityFiles = new Map<string, Promise<Set<string>>>();
 
   constructor(private readonly io: FileIO) {}
+
+  /**
+   * Positions a position-delete file removes, by data file path, as sorted numbers (row positions stay far below
+   * 2^53), which the read loop can walk without a set lookup or a `BigInt` per row.
+   */
+  sortedPositions(path: string): Promise<Map<string, Float64Array>> {
+    let hit = this.numberFiles.get(path);
+    if (!hit) {
+      hit = this.io.read(path).then((bytes) => {
+        const out = new Map<string, Float64Array>();
+        for (const [dataPath, list] of readPositionDeletePositions(bytes))
+          out.set(dataPath, Float64Array.from(list).sort());
+        return out;
+      });
+      this.numberFiles.set(path, hit);
+    }
+    return hit;
+  }
 
   /** Positions a position-delete file removes, by data file path. */
   positions(path: string): Promise<Map<string, bigint[]>> {
@@ -508,6 +586,8 @@ export interface ReadTaskOptions {
   caseSensitive?: boolean;
   /** Shares delete files read by earlier tasks of the same scan. @default a cache for this task only */
   deleteCache?: DeleteFileCache;
+  /** The data file's bytes, when the caller already started reading them (prefetch). @default read here */
+  dataBytes?: Promise<Uint8Array>;
 }
 
 /**
@@ -542,13 +622,10 @@ export async function* readTask(
           bind(unbound, readSchema, { caseSensitive }),
           readSchema.fields.map((f) => f.id),
         );
-  // Row positions stay far below 2^53, so plain numbers avoid a BigInt per row in the loop below.
-  const positions = new Set<number>();
-  if (task.positionDeletes.length) {
-    for (const p of await deletedPositions(io, task.positionDeletes, task.dataFile.filePath, deleteCache)) {
-      positions.add(Number(p));
-    }
-  }
+  // Deleted row positions of this file, sorted (numbers: positions stay far below 2^53), walked alongside the rows.
+  const positions = task.positionDeletes.length
+    ? await sortedDeletedPositions(task.positionDeletes, task.dataFile.filePath, deleteCache)
+    : new Float64Array(0);
   const equality = task.equalityDeletes.length
     ? await equalityDeleteKeys(deleteCache, tableSchema, task.equalityDeletes)
     : [];
@@ -557,22 +634,91 @@ export async function* readTask(
     accessors: g.ids.map((id) => columnAccessor(readSchema, id, `an equality delete of ${task.dataFile.filePath}`)),
   }));
   let offset = 0;
-  for (const batch of readParquetBatches(await io.read(task.dataFile.filePath), { schema: readSchema })) {
-    if (positions.size === 0 && equalityGroups.length === 0 && readFilter === undefined) {
-      offset += batch.rowCount;
+  let nextDeleted = 0; // index into `positions` of the first position at or after `offset`
+  const bytes = await (options.dataBytes ?? io.read(task.dataFile.filePath));
+  for (const batch of readParquetBatches(bytes, { schema: readSchema })) {
+    const end = offset + batch.rowCount;
+    const firstDeleted = nextDeleted;
+    while (nextDeleted < positions.length && positions[nextDeleted]! < end) nextDeleted++;
+    const deletedHere = nextDeleted - firstDeleted;
+    if (deletedHere === 0 && equalityGroups.length === 0 && readFilter === undefined) {
+      offset = end;
       yield readSchema === schema ? batch : reshapeBatch(batch, readSchema, schema, null);
       continue;
     }
+    if (equalityGroups.length === 0 && readFilter === undefined) {
+      // Position deletes only: move the surviving runs of rows down in each column, no per-row bookkeeping.
+      const local: number[] = [];
+      for (let k = firstDeleted; k < nextDeleted; k++) {
+        const r = positions[k]! - offset;
+        if (r >= 0 && r !== local[local.length - 1]) local.push(r);
+      }
+      offset = end;
+      const kept = dropRows(batch, local);
+      yield readSchema === schema ? kept : reshapeBatch(kept, readSchema, schema, null);
+      continue;
+    }
     const keep: number[] = [];
+    let d = firstDeleted;
     for (let r = 0; r < batch.rowCount; r++) {
-      if (positions.has(offset + r)) continue;
-      if (equalityGroups.some((g) => g.keys.has(tupleKey(g.accessors.map((get) => get(batch.columns, r)))))) continue;
+      const position = offset + r;
+      if (d < nextDeleted && positions[d]! <= position) {
+        while (d < nextDeleted && positions[d]! <= position) d++;
+        if (positions[d - 1] === position) continue;
+      }
+      if (equalityGroups.length > 0 && deletedByEquality(equalityGroups, batch.columns, r)) continue;
       if (readFilter && !readFilter(batch.columns, r)) continue;
       keep.push(r);
     }
-    offset += batch.rowCount;
+    offset = end;
     yield reshapeBatch(batch, readSchema, schema, keep.length === batch.rowCount ? null : keep);
   }
+}
+
+/** Removes the rows at `deleted` (sorted, distinct, in range) from every column of a batch the caller owns. */
+function dropRows(batch: ParquetColumnBatch, deleted: readonly number[]): ParquetColumnBatch {
+  if (deleted.length === 0) return batch;
+  for (const values of batch.columns.values()) {
+    // A plain loop: Array.prototype.copyWithin is generic (a property lookup per element) and far slower here.
+    let write = deleted[0]!;
+    for (let k = 0; k < deleted.length; k++) {
+      const to = k + 1 < deleted.length ? deleted[k + 1]! : batch.rowCount;
+      for (let r = deleted[k]! + 1; r < to; r++) values[write++] = values[r];
+    }
+    values.length = write;
+  }
+  return { rowCount: batch.rowCount - deleted.length, columns: batch.columns };
+}
+
+function deletedByEquality(
+  groups: readonly { keys: Set<string>; accessors: ColumnAccessor[] }[],
+  columns: ReadonlyMap<number, readonly unknown[]>,
+  r: number,
+): boolean {
+  for (const g of groups) if (g.keys.has(tupleKey(g.accessors.map((get) => get(columns, r))))) return true;
+  return false;
+}
+
+/** The sorted deleted positions of one data file, merged from the delete files that apply to it. */
+async function sortedDeletedPositions(
+  deleteFiles: readonly DataFile[],
+  dataFilePath: string,
+  cache: DeleteFileCache,
+): Promise<Float64Array> {
+  const parts: Float64Array[] = [];
+  for (const file of deleteFiles) {
+    const found = (await cache.sortedPositions(file.filePath)).get(dataFilePath);
+    if (found && found.length > 0) parts.push(found);
+  }
+  if (parts.length === 0) return new Float64Array(0);
+  if (parts.length === 1) return parts[0]!;
+  const merged = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    merged.set(p, at);
+    at += p.length;
+  }
+  return merged.sort();
 }
 
 /** The rows `keep` (all when null) of `batch`, read as `from`, in the shape of `to` (same field ids). */
@@ -587,7 +733,7 @@ function reshapeBatch(
   for (const field of to.fields) {
     if (from === to) {
       const values = batch.columns.get(field.id) ?? [];
-      columns.set(field.id, keep === null ? values : keep.map((r) => values[r]));
+      columns.set(field.id, keep === null ? values : pickRows(values, keep));
       continue;
     }
     const source = from.fields.find((f) => f.id === field.id);
@@ -596,6 +742,12 @@ function reshapeBatch(
     columns.set(field.id, source === undefined ? picked : picked.map((v) => reshapeValue(v, source.type, field.type)));
   }
   return { rowCount: keep === null ? batch.rowCount : keep.length, columns };
+}
+
+function pickRows(values: readonly unknown[], keep: readonly number[]): unknown[] {
+  const out = new Array<unknown>(keep.length);
+  for (let i = 0; i < keep.length; i++) out[i] = values[keep[i]!];
+  return out;
 }
 
 /** A struct value read with one set of fields, rearranged for another (lists and maps are read whole). */
@@ -665,15 +817,17 @@ export function projectSchema(schema: Schema, columns: readonly string[], caseSe
 
 /**
  * Scans a snapshot: every live row (matching `filter`), as column batches keyed by top-level field id, in the
- * current schema or its projection to `columns` (see {@link projectSchema}). One batch per row group that has
- * rows left; memory holds one data file's bytes and one decoded row group at a time.
+ * current schema or its projection to `columns` (see {@link projectSchema}). Time travel (`snapshotId` or
+ * `asOfTimestampMs`) reads in the selected snapshot's schema instead (see {@link scanReadSchema}); `filter` and
+ * `columns` then name that schema's columns. One batch per row group that has rows left; memory holds two data
+ * files' bytes (the one being decoded and the next, read ahead) and one decoded row group at a time.
  */
 export async function* scanTable(
   io: FileIO,
   metadata: TableMetadata,
   options: TableScanOptions = {},
 ): AsyncGenerator<ParquetColumnBatch> {
-  const tableSchema = currentSchema(metadata);
+  const tableSchema = scanReadSchema(metadata, options);
   const schema =
     options.columns === undefined ? tableSchema : projectSchema(tableSchema, options.columns, options.caseSensitive);
   const tasks = await planFiles(io, metadata, options);
@@ -709,7 +863,21 @@ async function* readTasks(
     ...(options.filter === undefined ? {} : { filter: options.filter }),
     ...(options.caseSensitive === undefined ? {} : { caseSensitive: options.caseSensitive }),
   };
-  for (const task of tasks) {
-    for await (const batch of readTask(io, task, schema, readOptions)) if (batch.rowCount > 0) yield batch;
+  // While one file is decoded, the next one's bytes and delete files are already being read: a merge-on-read
+  // table has many small files, and reading them one after another left the CPU idle for each read.
+  const prefetch = (task: FileScanTask | undefined): Promise<Uint8Array> | undefined => {
+    if (task === undefined) return undefined;
+    for (const d of task.positionDeletes) void readOptions.deleteCache!.sortedPositions(d.filePath).catch(() => {});
+    const bytes = io.read(task.dataFile.filePath);
+    bytes.catch(() => {}); // surfaced when the task is read
+    return bytes;
+  };
+  let next = prefetch(tasks[0]);
+  for (let i = 0; i < tasks.length; i++) {
+    const dataBytes = next!;
+    next = prefetch(tasks[i + 1]);
+    for await (const batch of readTask(io, tasks[i]!, schema, { ...readOptions, dataBytes })) {
+      if (batch.rowCount > 0) yield batch;
+    }
   }
 }

@@ -41,7 +41,7 @@ export type ChangeOp = 'upsert' | 'delete';
 
 /** The change batch is unusable (no primary key, null key, wrong columns). */
 export class InvalidChangesError extends IcebergError {
-  readonly kind = 'invalid-write';
+  readonly kind = 'invalid-changes';
   override readonly name = 'InvalidChangesError';
   constructor(
     readonly table: string,

@@ -1,6 +1,6 @@
 import type { FileIO } from '../../lib/storage/file-io.js';
-import { currentSchema, type TableMetadata } from '../../lib/iceberg/metadata-json.js';
-import { scanTable, selectSnapshot, type SnapshotSelector } from '../../lib/iceberg/scan.js';
+import type { TableMetadata } from '../../lib/iceberg/metadata-json.js';
+import { scanReadSchema, scanTable, selectSnapshot, type SnapshotSelector } from '../../lib/iceberg/scan.js';
 import { typeToString, type IcebergType, type NestedField, type Schema } from '../../lib/iceberg/types.js';
 import {
   civilFromDays,
@@ -276,7 +276,8 @@ export async function readWithOurEngine(
   metadata: TableMetadata,
   options: SnapshotSelector & { orderBy?: readonly string[] } = {},
 ): Promise<OurReadResult> {
-  const schema = currentSchema(metadata);
+  // Time travel reads in the selected snapshot's schema, as pyiceberg, DuckDB and Spark do.
+  const schema = scanReadSchema(metadata, options);
   const snapshot = selectSnapshot(metadata, options);
   const rows: CanonicalRow[] = [];
   for await (const batch of scanTable(io, metadata, options)) {

@@ -407,7 +407,7 @@ describe.each(CATALOG_SETUPS)('tables written by pyiceberg and Spark, read by ou
     expect(metadata.partitionSpecs.length).toBe(2);
     expect(await ours(metadata)).toEqual(sparkState(spark, 'evolved'));
     expect(ids(sparkState(spark, 'evolved'))).toEqual([2, 3, 4, 5]);
-    // Every snapshot reads (in the current schema) with the rows it had.
+    // Every snapshot reads (older ones in their own schema) with the rows it had.
     const rowIds = await Promise.all(metadata.snapshots.map(async (s) => ids(await ours(metadata, s.snapshotId))));
     expect(rowIds).toEqual([
       [1, 2, 4, 5],

@@ -24,6 +24,8 @@ import { updateTableSchema } from '../../lib/iceberg/schema-update.js';
 import { Types, type NestedField, type Schema } from '../../lib/iceberg/types.js';
 import { decimalToPlainString, type DecimalValue } from '../../lib/iceberg/values.js';
 import { KeyIndexCache, upsertRows, type ChangeOp } from '../../lib/iceberg/upsert.js';
+import * as x from '../../lib/iceberg/expressions.js';
+import { deleteWhere, overwriteRows, type RowLevelWriteResult } from '../../lib/iceberg/overwrite.js';
 import { canonicalSchema, readWithOurEngine, rowToCanonical } from './canonical.js';
 import {
   readWithDuckdb,
@@ -357,6 +359,34 @@ const PARTITIONINGS: Partitioning[] = [
     ],
   },
 ];
+
+// ---- the copy-on-write table ---------------------------------------------------------------------------------
+
+const COW = schemaFrom(
+  [
+    ['id', Types.long, true],
+    ['region', Types.string, true],
+    ['qty', Types.int],
+    ['price', Types.decimal(10, 2)],
+    ['updated', Types.timestamptz],
+  ],
+  ['id'],
+);
+const COW_SPEC: PartitionFieldRequest[] = [
+  { sourceColumn: 'region', transform: 'identity' },
+  { sourceColumn: 'id', transform: 'bucket[2]' },
+];
+
+function cowRow(id: number, round: number, extra: TsRow = {}): TsRow {
+  return {
+    id: BigInt(id),
+    region: ['eu', 'us', 'ap'][id % 3]!,
+    qty: id % 11 === 0 ? null : id * 7 + round,
+    price: dec(`${id}.${String(round).padStart(2, '0')}`),
+    updated: tstz(`2024-06-${String((id % 28) + 1).padStart(2, '0')}T08:30:00Z`),
+    ...extra,
+  };
+}
 
 // ---- the mixed-history table ---------------------------------------------------------------------------------
 
@@ -770,18 +800,11 @@ describe.each(CATALOG_SETUPS)('tables written by our engine: $label', (setup) =>
       sql: `SELECT * FROM ${table} VERSION AS OF ${old.snapshotId} ORDER BY id`,
       expected: old.expected,
     });
-    // Our scan reads every snapshot in the current schema (renamed, widened, note = null for old rows).
+    // Our scan, like the engines above, reads every snapshot in that snapshot's own schema.
+    // A schema change adds no snapshot: step 4 reads the snapshot of step 3, in step 3's schema.
     for (const s of steps) {
-      const inCurrentSchema = s.expected.map((row) => {
-        const out: CanonicalRow = {};
-        for (const f of final.schema.fields) {
-          const before = s.schema.fields.find((g) => g.id === f.id);
-          const value = before ? (row[before.name] ?? null) : null;
-          out[f.name] = typeof value === 'number' && f.type.kind === 'long' ? String(value) : value;
-        }
-        return out;
-      });
-      expect(await ours('mixed', s.snapshotId), `our scan at snapshot of step ${s.step}`).toEqual(inCurrentSchema);
+      const made = steps.find((t) => t.snapshotId === s.snapshotId)!;
+      expect(await ours('mixed', s.snapshotId), `our scan at snapshot of step ${s.step}`).toEqual(made.expected);
     }
 
     // The final state in DuckDB.
@@ -835,6 +858,88 @@ describe.each(CATALOG_SETUPS)('tables written by our engine: $label', (setup) =>
     expect((await duckSession.duckdb({ catalog: env.ref, table }, { orderBy: ['id'] })).rows).toEqual(expected);
   });
 
+  it('copy-on-write deletes and overwrites (after merge-on-read upserts): pyiceberg, DuckDB and Spark read every step', async () => {
+    const table = qualified('cow');
+    const schema = await create('cow', COW, COW_SPEC);
+    const model = new Map<bigint, TsRow>();
+    const put = (rows: readonly TsRow[]) => rows.forEach((r) => model.set(r.id as bigint, r));
+    const expected = () => canonicalRows(schema.fields, [...model.values()]);
+    const operations: string[] = [];
+
+    async function check(step: string, result?: RowLevelWriteResult): Promise<void> {
+      const { metadata } = await env.catalog.loadTable(table);
+      if (result) {
+        expect(result.snapshotId, step).toBe(metadata.currentSnapshotId);
+        operations.push(metadata.snapshots.at(-1)!.summary.operation);
+      }
+      expect(await ours('cow'), `our scan, ${step}`).toEqual(expected());
+      const py = await pySession.pyiceberg(env.ref, { table, orderBy: ['id'] });
+      expect(py.snapshotId, step).toBe(String(metadata.currentSnapshotId));
+      expect(py.rows, `pyiceberg, ${step}`).toEqual(expected());
+    }
+
+    // 1. 48 rows in small row groups; 2. merge-on-read updates and deletes (position deletes in several partitions).
+    const initial = Array.from({ length: 48 }, (_, i) => cowRow(i, 0));
+    await appendColumns(env.catalog, env.io, table, { columns: columnsOf(schema, initial), maxRowGroupRows: 5 });
+    put(initial);
+    const mor: [ChangeOp, TsRow][] = [
+      ...[0, 1, 2, 5, 9].map((id): [ChangeOp, TsRow] => ['upsert', cowRow(id, 1)]),
+      ...[3, 4, 7, 12].map((id): [ChangeOp, TsRow] => ['delete', { id: BigInt(id) }]),
+    ];
+    await upsertRows(env.catalog, env.io, table, {
+      columns: columnsOf(
+        schema,
+        mor.map(([, r]) => r),
+      ),
+      ops: mor.map(([op]) => op),
+    });
+    for (const [op, row] of mor) {
+      if (op === 'delete') model.delete(row.id as bigint);
+      else model.set(row.id as bigint, row);
+    }
+    await check('2: merge-on-read upsert');
+
+    // 3. CoW delete by a range on a non-partition column: files with position deletes are rewritten without them.
+    const del = await deleteWhere(env.catalog, env.io, table, {
+      filter: x.and(x.gtEq('qty', 20), x.lt('qty', 300)),
+      snapshotProperties: { 'sluice.step': 'cow-delete' },
+    });
+    for (const [id, row] of model) if ((row.qty as number) >= 20 && (row.qty as number) < 300) model.delete(id);
+    expect(del.rewrittenDataFiles.length).toBeGreaterThan(0);
+    expect(del.removedDeleteFiles.length).toBeGreaterThan(0);
+    await check('3: copy-on-write delete', del);
+
+    // 4. Overwrite by filter: region 'us' rows with id ≥ 20 are replaced by new rows.
+    const replacement = [20, 23, 26, 500, 503].map((id) => cowRow(id, 2, { region: 'us' }));
+    const over = await overwriteRows(env.catalog, env.io, table, {
+      overwrite: { filter: x.and(x.eq('region', 'us'), x.gtEq('id', 20n)) },
+      columns: columnsOf(schema, replacement),
+    });
+    for (const [id, row] of model) if (row.region === 'us' && id >= 20n) model.delete(id);
+    put(replacement);
+    await check('4: overwrite by filter', over);
+
+    // 5. Dynamic partition overwrite: the 'ap' partition is replaced, a new 'sa' one appears.
+    const partitionRows = [600, 601, 602].map((id, i) => cowRow(id, 3, { region: i === 2 ? 'sa' : 'ap' }));
+    const dyn = await overwriteRows(env.catalog, env.io, table, {
+      overwrite: { partitions: 'dynamic' },
+      columns: columnsOf(schema, partitionRows),
+    });
+    for (const [id, row] of model) if (row.region === 'ap') model.delete(id);
+    put(partitionRows);
+    await check('5: dynamic partition overwrite', dyn);
+
+    // 6. A delete of whole files only (a `delete` snapshot).
+    const whole = await deleteWhere(env.catalog, env.io, table, { filter: x.eq('region', 'sa') });
+    model.delete(602n);
+    expect(whole.addedDataFiles).toEqual([]);
+    await check('6: whole-file delete', whole);
+    expect(operations).toEqual(['overwrite', 'overwrite', 'overwrite', 'delete']);
+
+    spark.push({ name: 'cow', sql: `SELECT * FROM ${table} ORDER BY id`, expected: expected() });
+    expect((await duckSession.duckdb({ catalog: env.ref, table }, { orderBy: ['id'] })).rows).toEqual(expected());
+  });
+
   it('Spark reads every table above in one JVM (and refuses the time table)', async () => {
     expect(spark.map((c) => c.name)).toEqual(
       expect.arrayContaining([
@@ -843,6 +948,7 @@ describe.each(CATALOG_SETUPS)('tables written by our engine: $label', (setup) =>
         'mixed',
         'mixed, time travel',
         'delta_encoded',
+        'cow',
         ...PARTITIONINGS.map((p) => p.table),
       ]),
     );

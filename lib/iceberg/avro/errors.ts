@@ -2,11 +2,11 @@ import { IcebergError } from '../errors.js';
 
 /**
  * An Avro object container file (a manifest or manifest list) cannot be decoded, or decodes to something that is
- * not the Iceberg structure the caller asked for. Reported as the `corrupt-metadata` kind: like a broken metadata
+ * not the Iceberg structure the caller asked for. Reported as the `corrupt-manifest` kind (failure type `Corrupt`): like a broken metadata
  * JSON file, a broken manifest is permanent, and retrying the read will not help.
  */
 export class CorruptAvroFileError extends IcebergError {
-  readonly kind = 'corrupt-metadata';
+  readonly kind = 'corrupt-manifest';
   override readonly name = 'CorruptAvroFileError';
 
   constructor(

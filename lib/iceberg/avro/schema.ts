@@ -68,6 +68,26 @@ function isSchemaObject(schema: unknown): schema is AvroSchemaObject {
  * @throws Error from avsc when the schema is not valid Avro.
  */
 export function avroTypeForSchema(schema: AvroSchema): avro.Type {
+  // Building an avsc type costs far more than the JSON key (about 5 ms for a manifest schema): every manifest of a
+  // table shares a few schemas, so scans and commits that read many manifests reuse them. Types are immutable.
+  let key: string;
+  try {
+    key = JSON.stringify(schema);
+  } catch {
+    return buildAvroType(schema); // e.g. a bigint default value: not worth a key
+  }
+  const hit = typeCache.get(key);
+  if (hit !== undefined) return hit;
+  const type = buildAvroType(schema);
+  typeCache.set(key, type);
+  if (typeCache.size > TYPE_CACHE_SIZE) typeCache.delete(typeCache.keys().next().value as string);
+  return type;
+}
+
+const TYPE_CACHE_SIZE = 64;
+const typeCache = new Map<string, avro.Type>();
+
+function buildAvroType(schema: AvroSchema): avro.Type {
   return avro.Type.forSchema(schema as avro.Schema, {
     // The registry alone is not enough: avsc resolves `{"type":"long",…}` objects without consulting it.
     typeHook: (candidate: unknown) =>

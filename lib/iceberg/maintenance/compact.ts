@@ -379,7 +379,7 @@ async function checkStillReplaceable(
  * data sequence number ≤ its own; an equality delete to files of its partition (any, when unpartitioned) with a
  * lower one.
  */
-async function danglingDeleteFiles(
+export async function danglingDeleteFiles(
   live: ReadonlyMap<string, ManifestEntry>,
   appliedDeletes: ReadonlySet<string>,
   replaced: ReadonlySet<string>,

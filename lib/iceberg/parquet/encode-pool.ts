@@ -100,6 +100,37 @@ async function retire(entry: PoolWorker): Promise<void> {
   await entry.worker.terminate();
 }
 
+/**
+ * Starts pool workers up to `size` and waits until each has loaded the encoder, so that the first large write of
+ * a long-lived process (a worker that is about to write) does not pay for thread and WebAssembly start-up. Warm
+ * workers still exit after {@link IDLE_EXIT_MS} without work.
+ */
+export async function warmEncodePool(size = 2): Promise<void> {
+  const ready: Promise<void>[] = [];
+  while (workers.length < size) {
+    const entry = startWorker();
+    entry.worker.ref();
+    ready.push(
+      new Promise<void>((resolve, reject) => {
+        const onMessage = (message: { ready?: boolean }) => {
+          if (!message.ready) return;
+          entry.worker.off('message', onMessage);
+          entry.worker.off('error', reject);
+          if (entry.job === undefined) {
+            entry.worker.unref();
+            entry.idleTimer = setTimeout(() => void retire(entry), IDLE_EXIT_MS);
+            entry.idleTimer.unref();
+          }
+          resolve();
+        };
+        entry.worker.on('message', onMessage);
+        entry.worker.once('error', reject);
+      }),
+    );
+  }
+  await Promise.all(ready);
+}
+
 /** Stops every pool worker now (tests and shutdown hooks; idle workers also stop by themselves). */
 export async function closeEncodePool(): Promise<void> {
   await Promise.all([...workers].map(retire));

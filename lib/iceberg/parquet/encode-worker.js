@@ -11,3 +11,6 @@ parentPort.on('message', (message) => {
     parentPort.postMessage({ id: message.id, error: err instanceof Error ? err.message : String(err) });
   }
 });
+
+// Tells a pool that is warming up that the encoder (and its WebAssembly module) is loaded.
+parentPort.postMessage({ ready: true });

@@ -1,8 +1,8 @@
 import { IcebergError } from '../errors.js';
 
 /**
- * Errors of the Parquet writer and reader. They extend {@link IcebergError} with one of its existing kinds, so the
- * activities' exhaustive switch over `ICEBERG_ERROR_KINDS` already maps them to a failure type.
+ * Errors of the Parquet writer and reader. They extend {@link IcebergError}, each with its own kind in
+ * `ICEBERG_ERROR_KINDS`, which maps it to a failure type.
  */
 
 /**
@@ -11,7 +11,7 @@ import { IcebergError } from '../errors.js';
  * id and the row, so that the caller can find the source record.
  */
 export class ParquetWriteError extends IcebergError {
-  readonly kind = 'invalid-value';
+  readonly kind = 'invalid-column-value';
   override readonly name = 'ParquetWriteError';
 
   constructor(
@@ -33,11 +33,11 @@ export class ParquetWriteError extends IcebergError {
 /**
  * A Parquet file cannot be read as a data file of the given schema: the bytes are not Parquet, the footer is
  * damaged, a required column is missing, or a column's type cannot be read as the field's type. It reports the
- * `Corrupt` failure type (through the `corrupt-metadata` kind) because retrying cannot help and the file, not the
+ * `Corrupt` failure type (through the `corrupt-data-file` kind) because retrying cannot help and the file, not the
  * caller's input, is at fault.
  */
 export class ParquetReadError extends IcebergError {
-  readonly kind = 'corrupt-metadata';
+  readonly kind = 'corrupt-data-file';
   override readonly name = 'ParquetReadError';
 
   constructor(

@@ -4,7 +4,7 @@
  */
 export * from './errors.js';
 export { type ColumnValues } from './column-builder.js';
-export { closeEncodePool } from './encode-pool.js';
+export { closeEncodePool, warmEncodePool } from './encode-pool.js';
 export {
   readParquetFooter,
   type ParquetFooter,

@@ -328,3 +328,102 @@ function variableWidth(data: Data): { value: (i: number) => Uint8Array } | undef
       return undefined;
   }
 }
+
+const POSITION_DELETE_PATH_ID = 2147483546;
+const POSITION_DELETE_POS_ID = 2147483545;
+const TWO_POW_32 = 4294967296;
+
+/**
+ * Reads a position-delete file into the deleted positions (as numbers) by data file path. Faster than
+ * {@link readParquetFile} for the same result: a path is decoded once per run of equal paths (the spec sorts delete
+ * files by path, so a file holds a few long runs), and positions are read from the Int64 column's words without a
+ * `BigInt` each. Falls back to the general reader for files it does not expect (nulls, sliced data).
+ *
+ * @throws ParquetReadError when the bytes are not Parquet or lack the `file_path` / `pos` columns.
+ */
+export function readPositionDeletePositions(bytes: Uint8Array): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  const footer = readParquetFooter(bytes);
+  const decoder = new TextDecoder();
+  for (let index = 0; index < footer.rowGroups.length; index++) {
+    const rowCount = Number(footer.rowGroups[index]!.numRows);
+    let ipc: Uint8Array;
+    try {
+      ipc = readParquet(bytes, { rowGroups: [index], batchSize: Math.max(1, rowCount) }).intoIPCStream();
+    } catch (err) {
+      throw new ParquetReadError(`row group ${index} cannot be decoded (${describeError(err)})`, { cause: err });
+    }
+    const table = tableFromIPC(ipc);
+    const pathAt = table.schema.fields.findIndex((f) => fieldIdOf(f) === POSITION_DELETE_PATH_ID);
+    const posAt = table.schema.fields.findIndex((f) => fieldIdOf(f) === POSITION_DELETE_POS_ID);
+    if (pathAt < 0) throw missingRequired('file_path', POSITION_DELETE_PATH_ID);
+    if (posAt < 0) throw missingRequired('pos', POSITION_DELETE_POS_ID);
+    for (const batch of table.batches) {
+      const paths = batch.getChildAt(pathAt)?.data[0];
+      const positions = batch.getChildAt(posAt)?.data[0];
+      if (
+        paths === undefined ||
+        positions === undefined ||
+        paths.offset !== 0 ||
+        positions.offset !== 0 ||
+        paths.nullCount > 0 ||
+        positions.nullCount > 0 ||
+        paths.typeId !== Type.Utf8 ||
+        positions.typeId !== Type.Int ||
+        (positions.type as Int).bitWidth !== 64
+      ) {
+        return slowPositionDeletes(bytes);
+      }
+      const offsets = paths.valueOffsets as Int32Array;
+      const chars = paths.values as Uint8Array;
+      const words = new Uint32Array(
+        (positions.values as BigInt64Array).buffer,
+        (positions.values as BigInt64Array).byteOffset,
+        positions.length * 2,
+      );
+      let runStart = -1;
+      let runEnd = -1;
+      let list: number[] | undefined;
+      for (let i = 0; i < paths.length; i++) {
+        const start = offsets[i]!;
+        const end = offsets[i + 1]!;
+        if (list === undefined || !sameBytes(chars, start, end, runStart, runEnd)) {
+          const path = decoder.decode(chars.subarray(start, end));
+          list = out.get(path);
+          if (list === undefined) out.set(path, (list = []));
+          runStart = start;
+          runEnd = end;
+        }
+        // Little-endian words of a non-negative position below 2^53.
+        list.push(words[2 * i]! + words[2 * i + 1]! * TWO_POW_32);
+      }
+    }
+  }
+  return out;
+}
+
+function sameBytes(chars: Uint8Array, start: number, end: number, otherStart: number, otherEnd: number): boolean {
+  if (end - start !== otherEnd - otherStart) return false;
+  for (let k = end - start - 1; k >= 0; k--) if (chars[start + k] !== chars[otherStart + k]) return false;
+  return true;
+}
+
+function slowPositionDeletes(bytes: Uint8Array): Map<string, number[]> {
+  const batch = readParquetFile(bytes, {
+    schema: {
+      fields: [
+        { id: POSITION_DELETE_PATH_ID, name: 'file_path', required: true, type: { kind: 'string' } },
+        { id: POSITION_DELETE_POS_ID, name: 'pos', required: true, type: { kind: 'long' } },
+      ],
+    },
+  });
+  const paths = batch.columns.get(POSITION_DELETE_PATH_ID) as string[];
+  const positions = batch.columns.get(POSITION_DELETE_POS_ID) as bigint[];
+  const out = new Map<string, number[]>();
+  for (let i = 0; i < batch.rowCount; i++) {
+    const list = out.get(paths[i]!);
+    if (list) list.push(Number(positions[i]));
+    else out.set(paths[i]!, [Number(positions[i])]);
+  }
+  return out;
+}

@@ -227,7 +227,7 @@ describe('decodeAvroFile on damaged input', () => {
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(CorruptAvroFileError);
-      expect((err as CorruptAvroFileError).kind).toBe('corrupt-metadata');
+      expect((err as CorruptAvroFileError).kind).toBe('corrupt-manifest');
       expect((err as CorruptAvroFileError).failureType).toBe('Corrupt');
     }
   });

@@ -1,7 +1,12 @@
 import { tableFromArrays, tableToIPC } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import {
+  DELETE_FILE_PATH_FIELD_ID,
+  DELETE_POS_FIELD_ID,
+  POSITION_DELETE_SCHEMA,
   ParquetReadError,
+  readPositionDeletePositions,
+  writePositionDeleteFile,
   readParquetBatches,
   readParquetFile,
   readParquetFooter,
@@ -138,5 +143,35 @@ describe('Thrift compact codec', () => {
     const { value, end } = decodeStruct(original);
     expect(end).toBe(original.length);
     expect(Buffer.from(encodeStruct(value)).equals(Buffer.from(original))).toBe(true);
+  });
+});
+
+describe('position-delete files, fast path', () => {
+  it('reads the same positions per data file as the general reader, with runs of paths and large positions', async () => {
+    const paths: string[] = [];
+    const positions: bigint[] = [];
+    const dataFiles = ['s3://b/data/a.parquet', 's3://b/data/b.parquet', 's3://b/data/ü-é.parquet'];
+    for (let i = 0; i < 3000; i++) {
+      paths.push(dataFiles[(i * 7) % 3]!);
+      positions.push(BigInt(i) * 1_000_003n + (i === 2999 ? 2n ** 40n : 0n));
+    }
+    const written = await writePositionDeleteFile({ filePaths: paths, positions });
+    const fast = readPositionDeletePositions(written.bytes);
+    const general = readParquetFile(written.bytes, { schema: POSITION_DELETE_SCHEMA });
+    const expected = new Map<string, number[]>();
+    const p = general.columns.get(DELETE_FILE_PATH_FIELD_ID) as string[];
+    const q = general.columns.get(DELETE_POS_FIELD_ID) as bigint[];
+    for (let i = 0; i < general.rowCount; i++) {
+      const list = expected.get(p[i]!) ?? [];
+      list.push(Number(q[i]));
+      expected.set(p[i]!, list);
+    }
+    expect(fast).toEqual(expected);
+    expect([...fast.keys()].sort()).toEqual([...dataFiles].sort());
+    expect(Math.max(...fast.get(dataFiles[(2999 * 7) % 3]!)!)).toBe(2999 * 1_000_003 + 2 ** 40);
+  });
+
+  it('refuses bytes that are not Parquet with a typed error', () => {
+    expect(() => readPositionDeletePositions(new Uint8Array([1, 2, 3, 4]))).toThrow(ParquetReadError);
   });
 });

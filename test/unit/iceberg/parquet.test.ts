@@ -565,7 +565,7 @@ describe('writeParquetDataFile: bad input', () => {
     const err = await writeParquetDataFile({ schema, columns }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ParquetWriteError);
     const error = err as ParquetWriteError;
-    expect(error.kind).toBe('invalid-value');
+    expect(error.kind).toBe('invalid-column-value');
     expect(error.failureType).toBe('InvalidInput');
     return error;
   };
