@@ -1,0 +1,157 @@
+/** Options of a {@link DynamicBatcher}. */
+export interface BatcherOptions<T, R> {
+  /** Most items per run. */
+  maxBatch: number;
+  /** Longest an item waits for others before a partial batch runs; 0 runs as soon as the event loop turns. */
+  maxWaitMs: number;
+  /** Runs one batch; returns one result per item, in order. A throw fails every request with an item in it. */
+  run: (items: T[]) => Promise<R[]>;
+}
+
+interface Request<T, R> {
+  items: readonly T[];
+  results: R[];
+  remaining: number;
+  done: boolean;
+  resolve: (results: R[]) => void;
+  reject: (err: unknown) => void;
+}
+
+/** A run of consecutive items of one request that still wait in the queue. */
+interface Segment<T, R> {
+  request: Request<T, R>;
+  start: number;
+  end: number;
+  enqueuedAt: number;
+}
+
+/**
+ * Coalesces the items of concurrent callers into batches of up to `maxBatch`, waiting at most `maxWaitMs` for a
+ * batch to fill. Runs one batch at a time (an ONNX Runtime session runs on the calling thread anyway) and keeps
+ * each caller's items in order. Items queue as segments, so a million-item request costs a few objects, not one
+ * per item.
+ */
+export class DynamicBatcher<T, R> {
+  private readonly queue: Segment<T, R>[] = [];
+  private queued = 0;
+  private running = false;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly opts: BatcherOptions<T, R>) {
+    if (!(opts.maxBatch >= 1)) throw new RangeError(`maxBatch must be ≥ 1, not ${opts.maxBatch}`);
+    if (!(opts.maxWaitMs >= 0)) throw new RangeError(`maxWaitMs must be ≥ 0, not ${opts.maxWaitMs}`);
+  }
+
+  /** Items waiting for a batch. */
+  get pending(): number {
+    return this.queued;
+  }
+
+  /** Queues `items`; resolves with their results in order once every one has been through a batch. */
+  submit(items: readonly T[]): Promise<R[]> {
+    if (this.closed) return Promise.reject(new Error('the batcher is closed'));
+    if (items.length === 0) return Promise.resolve([]);
+    return new Promise<R[]>((resolve, reject) => {
+      const request: Request<T, R> = {
+        items,
+        results: new Array<R>(items.length),
+        remaining: items.length,
+        done: false,
+        resolve,
+        reject,
+      };
+      this.queue.push({ request, start: 0, end: items.length, enqueuedAt: performance.now() });
+      this.queued += items.length;
+      this.schedule();
+    });
+  }
+
+  /** Fails everything still queued with `reason` and refuses new items. A running batch finishes. */
+  close(reason: Error): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const seg of this.queue.splice(0)) this.fail(seg.request, reason);
+    this.queued = 0;
+  }
+
+  private schedule(): void {
+    if (this.running || this.queued === 0) return;
+    const oldest = this.queue[0]!.enqueuedAt;
+    const waited = performance.now() - oldest;
+    if (this.queued >= this.opts.maxBatch || waited >= this.opts.maxWaitMs) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      // Run on the next turn so that callers submitting in the same tick coalesce.
+      this.running = true;
+      setImmediate(() => void this.runOne());
+      return;
+    }
+    this.timer ??= setTimeout(
+      () => {
+        this.timer = undefined;
+        this.schedule();
+      },
+      Math.max(0, this.opts.maxWaitMs - waited),
+    );
+  }
+
+  private take(): Segment<T, R>[] {
+    const taken: Segment<T, R>[] = [];
+    let room = this.opts.maxBatch;
+    while (room > 0 && this.queue.length > 0) {
+      const seg = this.queue[0]!;
+      const n = Math.min(room, seg.end - seg.start);
+      taken.push({ ...seg, end: seg.start + n });
+      seg.start += n;
+      room -= n;
+      if (seg.start === seg.end) this.queue.shift();
+    }
+    this.queued -= this.opts.maxBatch - room;
+    return taken;
+  }
+
+  private async runOne(): Promise<void> {
+    const segments = this.take();
+    const items: T[] = [];
+    for (const s of segments) for (let i = s.start; i < s.end; i++) items.push(s.request.items[i]!);
+    try {
+      if (items.length > 0) {
+        const results = await this.opts.run(items);
+        if (results.length !== items.length) {
+          throw new Error(`batch run returned ${results.length} results for ${items.length} items`);
+        }
+        let k = 0;
+        for (const s of segments) {
+          const req = s.request;
+          for (let i = s.start; i < s.end; i++) req.results[i] = results[k++]!;
+          req.remaining -= s.end - s.start;
+          if (req.remaining === 0 && !req.done) {
+            req.done = true;
+            req.resolve(req.results);
+          }
+        }
+      }
+    } catch (err) {
+      for (const s of segments) this.fail(s.request, err);
+    } finally {
+      this.running = false;
+      this.schedule();
+    }
+  }
+
+  private fail(request: Request<T, R>, err: unknown): void {
+    if (request.done) return;
+    request.done = true;
+    request.reject(err);
+    // Drop the request's other queued items: nobody waits for them any more.
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      const seg = this.queue[i]!;
+      if (seg.request === request) {
+        this.queued -= seg.end - seg.start;
+        this.queue.splice(i, 1);
+      }
+    }
+  }
+}
