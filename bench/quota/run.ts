@@ -5,7 +5,8 @@
  *
  * Options: --tune-seed N (default 1), --report-seed N (default 2), --quotas N (default 125), --days N (default 30),
  * --no-tune (use the committed defaults as they are), --quick (one tuning round), --budget-strategy
- * tier-cut|tier-cut-scaled|water-fill (default tier-cut-scaled).
+ * tier-cut|tier-cut-scaled|water-fill (default tier-cut-scaled), --tune flat,tod (which modes to tune; default both:
+ * the flat recommender's knobs, then the time-of-day schedule's knobs on top of them).
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -16,6 +17,11 @@ import {
   type QuotaResource,
   type RecommenderPolicy,
 } from '../../lib/quota/rightsizing/recommend.js';
+import {
+  defaultScheduleOptions,
+  type ScheduleOptions,
+  type SlotOverrides,
+} from '../../lib/quota/rightsizing/schedule.js';
 import { machineInfo, writeResults, type Figure } from '../lib/results.js';
 import { simulate, summarize, type OursConfig, type PolicyName, type SimConfig, type Summary } from './simulate.js';
 import { BUDGET_HEADROOM, generateTraces, PATTERNS, RESOURCES, type TraceSet } from './traces.js';
@@ -64,6 +70,61 @@ function defaultKnobs(): Knobs {
     upDeadband: 0,
     downDeadband: 0.05,
   };
+}
+
+/** Time-of-day mode's knobs: per-slot policy overrides per class, the slot size and the daily-structure test. */
+export interface TodKnobs {
+  memory: Required<Pick<SlotOverrides, 'halfLifeHours' | 'targetPercentile' | 'safetyMargin' | 'trendHorizonHours'>>;
+  other: Required<
+    Pick<SlotOverrides, 'halfLifeHours' | 'targetPercentile' | 'safetyMargin' | 'burstAllowance' | 'trendHorizonHours'>
+  >;
+  slotHours: number;
+  minSlotSamples: number;
+  minPeriodicity: number;
+  minSpread: number;
+}
+
+/** Start from the shipped schedule defaults. */
+function defaultTodKnobs(): TodKnobs {
+  const m = defaultScheduleOptions('memory');
+  const o = defaultScheduleOptions('vcores');
+  const mp = { ...defaultPolicy('memory'), ...m.slotOverrides };
+  const op = { ...defaultPolicy('vcores'), ...o.slotOverrides };
+  return {
+    memory: {
+      halfLifeHours: mp.halfLifeHours,
+      targetPercentile: mp.targetPercentile,
+      safetyMargin: mp.safetyMargin,
+      trendHorizonHours: mp.trendHorizonHours,
+    },
+    other: {
+      halfLifeHours: op.halfLifeHours,
+      targetPercentile: op.targetPercentile,
+      safetyMargin: op.safetyMargin,
+      burstAllowance: op.burstAllowance,
+      trendHorizonHours: op.trendHorizonHours,
+    },
+    slotHours: o.slotHours,
+    minSlotSamples: o.minSlotSamples,
+    minPeriodicity: o.minPeriodicity,
+    minSpread: o.minSpread,
+  };
+}
+
+function todOptions(t: TodKnobs): (resource: QuotaResource) => ScheduleOptions {
+  return (resource) => ({
+    slotHours: t.slotHours,
+    minSlotSamples: t.minSlotSamples,
+    minPeriodicity: t.minPeriodicity,
+    minSpread: t.minSpread,
+    periodicityWindowHours: 168,
+    slotOverrides: resource === 'memory' ? t.memory : t.other,
+  });
+}
+
+function todConfig(k: Knobs, t: TodKnobs, budgetAlignment = true): SimConfig {
+  const base = simConfig(k, budgetAlignment);
+  return { ...base, oracleSlotHours: t.slotHours, ours: { ...base.ours, timeOfDay: { options: todOptions(t) } } };
 }
 
 type BudgetStrategyName = OursConfig['budgetStrategy'];
@@ -210,6 +271,98 @@ function tune(
   return { knobs: best, tried: cache.size };
 }
 
+/** The same search for the time-of-day knobs, with the flat knobs fixed. */
+function tuneTod(
+  traces: TraceSet,
+  flat: Knobs,
+  limits: ViolationLimits,
+  rounds: number,
+  log: (s: string) => void,
+): { knobs: TodKnobs; tried: number } {
+  type TodPath = ['memory' | 'other', string] | ['slotHours' | 'minSlotSamples' | 'minPeriodicity' | 'minSpread'];
+  const grid: Array<[TodPath, number[]]> = [
+    [
+      ['other', 'targetPercentile'],
+      [0.8, 0.85, 0.9, 0.95, 0.98],
+    ],
+    [
+      ['other', 'safetyMargin'],
+      [0, 0.05, 0.1, 0.2],
+    ],
+    [
+      ['memory', 'safetyMargin'],
+      [0.05, 0.1, 0.15, 0.2, 0.3, 0.4],
+    ],
+    [['slotHours'], [1, 2, 3, 4, 6]],
+    [
+      ['other', 'halfLifeHours'],
+      [12, 48, 168],
+    ],
+    [
+      ['other', 'burstAllowance'],
+      [0, 0.1, 0.25],
+    ],
+    [
+      ['memory', 'halfLifeHours'],
+      [12, 48, 168],
+    ],
+    [
+      ['memory', 'targetPercentile'],
+      [0.98, 0.99, 1],
+    ],
+    [
+      ['other', 'trendHorizonHours'],
+      [0, 24, 48],
+    ],
+    [
+      ['memory', 'trendHorizonHours'],
+      [0, 24],
+    ],
+    [['minPeriodicity'], [0.2, 0.35, 0.5, 0.65, 0.8]],
+    [['minSpread'], [0.05, 0.1, 0.2, 0.3]],
+    [['minSlotSamples'], [3, 6, 12]],
+  ];
+  const set = (t: TodKnobs, path: TodPath, v: number): TodKnobs =>
+    path.length === 1 ? { ...t, [path[0]]: v } : { ...t, [path[0]]: { ...t[path[0]], [path[1]]: v } };
+  const get = (t: TodKnobs, path: TodPath): number =>
+    path.length === 1 ? t[path[0]] : (t[path[0]] as Record<string, number>)[path[1]]!;
+  const cache = new Map<string, number>();
+  const score = (t: TodKnobs): number => {
+    const key = JSON.stringify(t);
+    const hit = cache.get(key);
+    if (hit !== undefined) return hit;
+    const r = runPolicy(traces, 'ours', todConfig(flat, t));
+    const v = violationsByClass(r);
+    const excess =
+      Math.max(0, v.memory - limits.memory) / Math.max(1, limits.memory) +
+      Math.max(0, v.other - limits.other) / Math.max(1, limits.other);
+    const sc = excess === 0 && r.groupHoursOverBudget === 0 ? r.summary.slack : 10 + excess;
+    cache.set(key, sc);
+    return sc;
+  };
+  let best = defaultTodKnobs();
+  let bestScore = score(best);
+  for (let round = 0; round < rounds; round++) {
+    let improved = false;
+    for (const [path, values] of grid) {
+      for (const v of values) {
+        const candidate = set(best, path, v);
+        const sc = score(candidate);
+        if (sc < bestScore - 1e-9) {
+          best = candidate;
+          bestScore = sc;
+          improved = true;
+        }
+      }
+      log(
+        `  tod round ${round + 1} ${path.join('.')} → ${get(best, path)} (score ${bestScore.toFixed(4)}, ${cache.size} runs)`,
+      );
+    }
+    if (!improved) break;
+  }
+  return { knobs: best, tried: cache.size };
+}
+
 const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
 
 function arg(name: string, fallback: number): number {
@@ -234,9 +387,16 @@ async function run() {
   }
   const log = (s: string) => process.stderr.write(s + '\n');
 
+  const tuneArg = process.argv.indexOf('--tune');
+  const tuneModes = new Set(tuneArg >= 0 ? (process.argv[tuneArg + 1] ?? '').split(',') : ['flat', 'tod']);
+  for (const m of tuneModes) {
+    if (m !== 'flat' && m !== 'tod') throw new Error(`--tune takes flat, tod or flat,tod; got "${m}"`);
+  }
   let knobs = defaultKnobs();
+  let todKnobs = defaultTodKnobs();
   let tuning: Record<string, unknown> = { tuned: false };
-  if (!noTune) {
+  let todTuning: Record<string, unknown> = { tuned: false };
+  if (!noTune && tuneModes.has('flat')) {
     const tuneTraces = generateTraces(tuneSeed, quotaCount, days);
     const vpaTune = runPolicy(tuneTraces, 'vpa', simConfig(knobs));
     const vpaViolations = violationsByClass(vpaTune);
@@ -258,6 +418,24 @@ async function run() {
     };
   }
   log(`knobs: ${JSON.stringify(knobs)}`);
+  if (!noTune && tuneModes.has('tod')) {
+    const tuneTraces = generateTraces(tuneSeed, quotaCount, days);
+    const vpaViolations = violationsByClass(runPolicy(tuneTraces, 'vpa', simConfig(knobs)));
+    const limits = { memory: Math.floor(vpaViolations.memory * 0.9), other: Math.floor(vpaViolations.other * 0.9) };
+    log(`tuning time-of-day on seed ${tuneSeed}: limits ${JSON.stringify(limits)}`);
+    const t = tuneTod(tuneTraces, knobs, limits, quick ? 1 : 2, log);
+    todKnobs = t.knobs;
+    const tuned = runPolicy(tuneTraces, 'ours', todConfig(knobs, todKnobs));
+    todTuning = {
+      tuned: true,
+      seed: tuneSeed,
+      runs: t.tried,
+      violationLimits: limits,
+      vpaViolationHours: vpaViolations,
+      oursOnTuningSeed: { slack: tuned.summary.slack, violationHours: violationsByClass(tuned) },
+    };
+  }
+  log(`time-of-day knobs: ${JSON.stringify(todKnobs)}`);
 
   const traces = generateTraces(reportSeed, quotaCount, days);
   const config = simConfig(knobs);
@@ -270,8 +448,12 @@ async function run() {
     oursConservativeNoBudget: runPolicy(traces, 'ours', conservativeConfig(false)),
     oracle: runPolicy(traces, 'oracle', config),
     oracleHourly: runPolicy(traces, 'oracle', { ...config, cadenceHours: 1 }),
+    oursTod: runPolicy(traces, 'ours', todConfig(knobs, todKnobs)),
+    oursTodNoBudget: runPolicy(traces, 'ours', todConfig(knobs, todKnobs, false)),
+    oursTodAlways: runPolicy(traces, 'ours', todConfig(knobs, { ...todKnobs, minPeriodicity: -1, minSpread: 0 })),
+    oracleTod: runPolicy(traces, 'oracle-tod', todConfig(knobs, todKnobs)),
   };
-  const { static: stat, vpa, ours } = runs;
+  const { static: stat, vpa, ours, oursTod: tod } = runs;
   const goalSlack = 'slack ≤ 25% (Autopilot 23%, hand-set 46%)';
   const fig = (
     name: string,
@@ -336,31 +518,91 @@ async function run() {
       ratio: null,
       goal: null,
     },
+    // Time-of-day mode (a schedule per quota, re-planned daily); VPA has no such mode and stays flat.
+    fig('tod_slack_share_of_spend', tod.summary.slack, 'fraction', vpa.summary.slack, goalSlack),
+    fig('tod_slack_vs_demand', tod.summary.slackVsDemand, 'fraction', vpa.summary.slackVsDemand, null),
+    fig(
+      'tod_violation_hours',
+      tod.summary.violationHours,
+      'quota-hours',
+      vpa.summary.violationHours,
+      'no more than VPA',
+    ),
+    fig('tod_memory_oom_hours', violationsByClass(tod).memory, 'quota-hours', violationsByClass(vpa).memory, null),
+    fig('tod_other_violation_hours', violationsByClass(tod).other, 'quota-hours', violationsByClass(vpa).other, null),
+    fig('tod_changes', tod.summary.changes, 'schedule changes', vpa.summary.changes, null),
+    {
+      name: 'tod_in_day_switches',
+      value: tod.summary.inDaySwitches,
+      unit: 'slot-boundary switches',
+      peer: null,
+      ratio: null,
+      goal: null,
+    },
+    fig(
+      'tod_spend_vs_budget',
+      tod.spend / tod.budget,
+      'fraction of budget',
+      vpa.spend / vpa.budget,
+      'within budget (≤ 1)',
+    ),
+    fig(
+      'tod_group_hours_over_budget',
+      tod.groupHoursOverBudget,
+      'group-hours',
+      vpa.groupHoursOverBudget,
+      'within budget (0)',
+    ),
+    {
+      name: 'oracle_tod_slack_share_of_spend',
+      value: Number(runs.oracleTod.summary.slack.toFixed(4)),
+      unit: 'fraction',
+      peer: null,
+      ratio: null,
+      goal: null,
+    },
   ];
   const met = {
     slack: ours.summary.slack <= 0.25,
     violations: ours.summary.violationHours <= vpa.summary.violationHours,
     budget: ours.groupHoursOverBudget === 0 && ours.spend <= ours.budget,
+    todSlack: tod.summary.slack <= 0.25,
+    todViolations: tod.summary.violationHours <= vpa.summary.violationHours,
+    todMemoryOomsVsVpa: violationsByClass(tod).memory <= violationsByClass(vpa).memory,
+    todBudget: tod.groupHoursOverBudget === 0 && tod.spend <= tod.budget,
   };
   const notes = [
     `held-out report seed ${reportSeed}; knobs tuned on seed ${tuneSeed}${noTune ? ' (tuning skipped)' : ''}`,
     `budget alignment for ours: ${budgetStrategy} (cuts ${JSON.stringify(CUT_BY_TIER)}, weights ${JSON.stringify(CUT_WEIGHT_BY_RESOURCE)}), then water-fill if still over`,
     `${traces.quotas.length} quotas × ${days} days, cadence 24 h; budgets = [${BUDGET_HEADROOM.join(', ')}] × the group's oracle (daily highest demand) cost`,
-    `goals met: slack ${met.slack}, violations ≤ VPA ${met.violations}, within budget ${met.budget}`,
+    `goals met (flat): slack ${met.slack}, violations ≤ VPA ${met.violations}, within budget ${met.budget}`,
+    `goals met (time-of-day, tod_* figures): slack ${met.todSlack}, violations ≤ VPA ${met.todViolations}, memory OOM hours ≤ VPA ${met.todMemoryOomsVsVpa}, within budget ${met.todBudget}`,
+    `time-of-day knobs (tuned on seed ${tuneSeed}): ${JSON.stringify(todKnobs)}; VPA has no time-of-day mode`,
   ];
   const command = `npm run bench:quota${process.argv.slice(2).length ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
   const file = writeResults('quota', command, figures, notes);
   writeFileSync(
     path.join(REPO_ROOT, 'bench/results/quota-detail.json'),
     JSON.stringify(
-      { date: new Date().toISOString(), command, machine: machineInfo(), knobs, tuning, reportSeed, met, runs },
+      {
+        date: new Date().toISOString(),
+        command,
+        machine: machineInfo(),
+        knobs,
+        tuning,
+        todKnobs,
+        todTuning,
+        reportSeed,
+        met,
+        runs,
+      },
       null,
       2,
     ) + '\n',
   );
 
   // Markdown for BENCHMARKS.md.
-  const rows: Array<[string, Run]> = [
+  const rows: Array<[string, Run, boolean?]> = [
     ['static (hand-set, 1.5 × day-0 peak)', stat],
     ['VPA recommender', vpa],
     ['ours (with budget alignment)', ours],
@@ -369,15 +611,19 @@ async function run() {
     ['ours, conservativePolicy, budget alignment off', runs.oursConservativeNoBudget],
     ['oracle (knows the next day; bound)', runs.oracle],
     ['oracle, hourly changes (bound)', runs.oracleHourly],
+    ['ours, time-of-day schedule (with budget alignment)', tod, true],
+    ['ours, time-of-day, budget alignment off', runs.oursTodNoBudget, true],
+    ['ours, time-of-day, diurnal test off (always a schedule)', runs.oursTodAlways, true],
+    [`oracle, daily ${todKnobs.slotHours} h-slot schedule (bound)`, runs.oracleTod],
   ];
   const out: string[] = [];
   out.push(
-    '| policy | slack (share of spend) | slack vs demand | violation hours | quotas hit | changes | spend / budget | group-hours over budget |',
+    '| policy | slack (share of spend) | slack vs demand | violation hours | memory OOM hours | quotas hit | changes | in-day switches | schedule share | spend / budget | group-hours over budget |',
   );
-  out.push('|---|---|---|---|---|---|---|---|');
-  for (const [name, r] of rows) {
+  out.push('|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const [name, r, isTod] of rows) {
     out.push(
-      `| ${name} | ${pct(r.summary.slack)} | ${pct(r.summary.slackVsDemand)} | ${r.summary.violationHours} (${pct(r.summary.violationRate)}) | ${r.summary.quotasWithViolations} | ${r.summary.changes} | ${(r.spend / r.budget).toFixed(2)} | ${r.groupHoursOverBudget} |`,
+      `| ${name} | ${pct(r.summary.slack)} | ${pct(r.summary.slackVsDemand)} | ${r.summary.violationHours} (${pct(r.summary.violationRate)}) | ${violationsByClass(r).memory} | ${r.summary.quotasWithViolations} | ${r.summary.changes} | ${r.summary.inDaySwitches} | ${isTod ? pct(r.summary.scheduledShare) : '—'} | ${(r.spend / r.budget).toFixed(2)} | ${r.groupHoursOverBudget} |`,
     );
   }
   for (const [title, key] of [
@@ -386,20 +632,22 @@ async function run() {
   ] as const) {
     out.push('');
     out.push(
-      `| ${title} | static slack / viol. | VPA slack / viol. | ours slack / viol. | ours (no budget) slack / viol. | ours conservative slack / viol. | oracle slack |`,
+      `| ${title} | static slack / viol. | VPA slack / viol. | ours slack / viol. | ours (no budget) slack / viol. | ours conservative slack / viol. | ours time-of-day slack / viol. (schedule share) | oracle slack | oracle schedule slack |`,
     );
-    out.push('|---|---|---|---|---|---|---|');
+    out.push('|---|---|---|---|---|---|---|---|---|');
     const names = key === 'byPattern' ? [...PATTERNS] : [...RESOURCES];
     for (const n of names) {
       const cell = (r: Run) => `${pct(r[key][n]!.slack)} / ${r[key][n]!.violationHours}`;
       out.push(
-        `| ${n} | ${cell(stat)} | ${cell(vpa)} | ${cell(ours)} | ${cell(runs.oursNoBudget)} | ${cell(runs.oursConservative)} | ${pct(runs.oracle[key][n]!.slack)} |`,
+        `| ${n} | ${cell(stat)} | ${cell(vpa)} | ${cell(ours)} | ${cell(runs.oursNoBudget)} | ${cell(runs.oursConservative)} | ${cell(tod)} (${pct(tod[key][n]!.scheduledShare)}) | ${pct(runs.oracle[key][n]!.slack)} | ${pct(runs.oracleTod[key][n]!.slack)} |`,
       );
     }
   }
   out.push('');
   out.push(`knobs: ${JSON.stringify(knobs)}`);
   out.push(`tuning: ${JSON.stringify(tuning)}`);
+  out.push(`time-of-day knobs: ${JSON.stringify(todKnobs)}`);
+  out.push(`time-of-day tuning: ${JSON.stringify(todTuning)}`);
   out.push(`goals met: ${JSON.stringify(met)}; ${((Date.now() - started) / 1000).toFixed(0)} s; wrote ${file}`);
   console.log(out.join('\n'));
 }

@@ -55,13 +55,13 @@ export type SlotOverrides = Partial<
 export const defaultScheduleOptions = (resource: QuotaResource = 'custom'): ScheduleOptions => ({
   slotHours: 2,
   minSlotSamples: 6,
-  minPeriodicity: 0.5,
-  minSpread: 0.1,
+  minPeriodicity: 0.2,
+  minSpread: 0.05,
   periodicityWindowHours: 168,
   slotOverrides:
     resource === 'memory'
-      ? { halfLifeHours: 48, targetPercentile: 1, safetyMargin: 0.15 }
-      : { halfLifeHours: 48, targetPercentile: 0.95, safetyMargin: 0.05, burstAllowance: 0.1 },
+      ? { halfLifeHours: 12, targetPercentile: 1, safetyMargin: 0.2, trendHorizonHours: 0 }
+      : { halfLifeHours: 12, targetPercentile: 0.95, safetyMargin: 0.05, burstAllowance: 0, trendHorizonHours: 0 },
 });
 
 /** One slot of a schedule. */
