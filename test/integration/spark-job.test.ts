@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { Registry } from 'prom-client';
@@ -105,6 +106,13 @@ function spec(name: string, script: string, args: string[], over: Partial<z.inpu
   };
 }
 
+/** With SLUICE_RECORD_HISTORIES=1, writes `test/histories/<name>.json` for the replay tests. */
+async function recordHistory(name: string, handle: WorkflowHandle): Promise<void> {
+  if (process.env.SLUICE_RECORD_HISTORIES !== '1') return;
+  const history = await handle.fetchHistory();
+  writeFileSync(path.join(REPO_ROOT, 'test/histories', `${name}.json`), historyToJSON(history) + '\n');
+}
+
 async function failureOf(handle: WorkflowHandle): Promise<unknown> {
   try {
     await handle.result();
@@ -201,6 +209,7 @@ describe('spark-job against real Spark (local-cluster)', () => {
 
       const metrics = await registry.getSingleMetricAsString('sluice_spark_gb_hours_total');
       expect(metrics).toMatch(new RegExp(`job="${oomJob.name}",outcome="failed"`));
+      await recordHistory('spark-job-oom-then-resized', handle);
     },
     SPARK_TEST_TIMEOUT,
   );

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readEnv } from '../../lib/config.js';
 import { ERROR_TYPE_NAMES, ERROR_TYPES, isRetryable } from '../../schemas/error-types.js';
-import { SEARCH_ATTRIBUTE_KEYS, cliTypeName } from '../../schemas/search-attributes.js';
+import { SEARCH_ATTRIBUTE_KEYS, SearchAttributes, cliTypeName } from '../../schemas/search-attributes.js';
 import { TaskQueues, taskQueues } from '../../schemas/task-queues.js';
 import { formatPath } from '../../schemas/validation.js';
 import { readInputArgument } from '../../cli/input.js';
@@ -31,15 +31,21 @@ describe('error types', () => {
 });
 
 describe('search attributes', () => {
-  it('are all Sluice-prefixed keywords with CLI type names', () => {
-    expect(SEARCH_ATTRIBUTE_KEYS.map((k) => k.name)).toEqual([
+  it('are all Sluice-prefixed, unique, with CLI type names', () => {
+    const names = SEARCH_ATTRIBUTE_KEYS.map((k) => k.name);
+    expect(names.slice(0, 5)).toEqual([
       'SluicePipeline',
       'SluiceDataset',
       'SluiceModel',
       'SluiceGpuHost',
       'SluicePhase',
     ]);
-    for (const k of SEARCH_ATTRIBUTE_KEYS) expect(cliTypeName(k.type)).toBe('Keyword');
+    expect(new Set(names).size).toBe(names.length);
+    for (const k of SEARCH_ATTRIBUTE_KEYS) {
+      expect(k.name).toMatch(/^Sluice[A-Z][A-Za-z]+$/);
+      expect(['Keyword', 'KeywordList', 'Int', 'Double', 'Bool', 'Datetime', 'Text']).toContain(cliTypeName(k.type));
+    }
+    expect(cliTypeName(SearchAttributes.pipeline.type)).toBe('Keyword');
   });
 });
 
