@@ -3,14 +3,27 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type pg from 'pg';
 import type { z } from 'zod';
 import {
+  CDC_FILES_WATERMARK_PROPERTY,
   CDC_WATERMARK_PROPERTY,
   advanceSlot as advanceReplicationSlot,
   buildIcebergSchema,
+  buildSchemaFromColumns,
+  buildSchemaFromConnect,
+  createCrashInjector,
+  findConnectSchema,
+  formatFilesWatermark,
+  parseCrashPlans,
+  readChangeFiles,
+  readFilesWatermark,
+  type CrashInjector,
+  type FileTableSchema,
   collapseChanges,
   copyInitialSnapshot,
   dropSlot,
   ensurePublication,
   fillUnchangedValues,
+  followSourceSchemas,
+  holdBlockedChanges,
   formatLsn,
   parseLsn,
   qualifiedName,
@@ -27,7 +40,7 @@ import {
   type TableName,
 } from '../lib/cdc/index.js';
 import { commitNewManifests, writeAddedManifest, writeDataFiles } from '../lib/iceberg/append.js';
-import { NamespaceAlreadyExistsError, type SqlCatalog } from '../lib/iceberg/catalog/index.js';
+import { NamespaceAlreadyExistsError, TableAlreadyExistsError, type SqlCatalog } from '../lib/iceberg/catalog/index.js';
 import type { DataFile } from '../lib/iceberg/data-file.js';
 import { isIn } from '../lib/iceberg/expressions.js';
 import { currentSchema, currentSnapshot, newSnapshotId, type TableMetadata } from '../lib/iceberg/metadata-json.js';
@@ -37,14 +50,19 @@ import type { NestedField, Schema } from '../lib/iceberg/types.js';
 import { KeyIndexCache, keyString, upsertRows } from '../lib/iceberg/upsert.js';
 import type { PrimitiveValue } from '../lib/iceberg/values.js';
 import type { FileIO } from '../lib/storage/file-io.js';
+import { sluiceEnv } from '../lib/config.js';
 import {
   AdvanceSlotInput,
   MergeBatchInput,
+  MergeFileBatchInput,
+  OnboardFileTableInput,
   OnboardTableInput,
   SlotStatusInput,
   type CdcSlotStatus,
   type MergeBatchResult,
   type MergedTable,
+  type MergeFileBatchResult,
+  type OnboardFileTableResult,
   type OnboardTableResult,
 } from '../schemas/cdc.js';
 import { toActivityFailure, typedFailure, validateActivityInput } from './failures.js';
@@ -63,6 +81,11 @@ export interface CdcActivityDeps {
   heartbeatIntervalMs?: number;
   /** @default Date.now */
   now?: () => number;
+  /**
+   * TEST ONLY: where a merge kills its own process (the exactly-once kill loop). @default from
+   * `SLUICE_TEST_CRASH_AT` (lib/cdc/crash-points.ts); none when it is unset
+   */
+  crashes?: CrashInjector;
 }
 
 /** The table property naming the source table an Iceberg table follows. */
@@ -91,6 +114,10 @@ export function createCdcActivities(deps: CdcActivityDeps) {
   const keyIndex = deps.keyIndex ?? new KeyIndexCache();
   const now = deps.now ?? Date.now;
   const heartbeatEveryMs = deps.heartbeatIntervalMs ?? 5000;
+  const crashes = deps.crashes ?? createCrashInjector(parseCrashPlans(sluiceEnv.testCrashAt));
+  // The merge writes table files through this: with a crash point armed, it can die right after a data or delete
+  // file is written and before the commit.
+  const mergeIo = crashes.armed ? crashAfterTableFileWrites(deps.io, crashes) : deps.io;
 
   /** Runs `work` on a pooled client; a failed client is destroyed rather than returned to the pool. */
   async function withClient<T>(connectionString: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -110,7 +137,10 @@ export function createCdcActivities(deps: CdcActivityDeps) {
   function keepHeartbeating(details: () => unknown): () => void {
     const ctx = Context.current();
     ctx.heartbeat(details());
-    const timer = setInterval(() => ctx.heartbeat(details()), heartbeatEveryMs);
+    // Several heartbeats per heartbeat timeout, so that a short timeout (fast failover) is never missed.
+    const timeoutMs = ctx.info.heartbeatTimeoutMs;
+    const everyMs = timeoutMs ? Math.min(heartbeatEveryMs, Math.max(200, timeoutMs / 3)) : heartbeatEveryMs;
+    const timer = setInterval(() => ctx.heartbeat(details()), everyMs);
     return () => clearInterval(timer);
   }
 
@@ -204,6 +234,7 @@ export function createCdcActivities(deps: CdcActivityDeps) {
           [CDC_SOURCE_TABLE_PROPERTY]: input.table,
           'sluice.cdc.slot': input.slot,
           'sluice.cdc.publication': input.publication,
+          'sluice.cdc.wide-numeric': input.wideNumeric,
         },
       });
       await withClient(input.connectionString, (c) =>
@@ -279,11 +310,17 @@ export function createCdcActivities(deps: CdcActivityDeps) {
   }
 
   async function merge(input: z.output<typeof MergeBatchInput>): Promise<MergeBatchResult> {
-    const { catalog, io } = deps;
+    const { catalog } = deps;
     let phase = 'loading tables';
     const stopHeartbeats = keepHeartbeating(() => ({ phase }));
     try {
-      const targets = [];
+      const targets: {
+        table: (typeof input.tables)[number];
+        source: TableName;
+        metadata: TableMetadata;
+        schema: Schema;
+        watermark: bigint;
+      }[] = [];
       for (const table of input.tables) {
         const loaded = await catalog.loadTable(table.icebergTable);
         const watermark = readWatermark(currentSnapshot(loaded.metadata)?.summary);
@@ -309,39 +346,56 @@ export function createCdcActivities(deps: CdcActivityDeps) {
         }),
       );
 
+      // Source schema changes: compatible ones are committed before the rows that need them; a table with an
+      // incompatible one is blocked, and its changes are held in the quarantine while the other tables go on.
+      phase = 'checking source schemas';
+      const schemas = await withClient(input.connectionString, (c) =>
+        followSourceSchemas(catalog, c, {
+          targets: targets.map((t) => ({
+            source: qualifiedName(t.source),
+            icebergTable: t.table.icebergTable,
+            metadata: t.metadata,
+          })),
+          relations: batch.relations,
+          blocked: input.blockedTables ?? [],
+        }),
+      );
+      for (const target of targets) {
+        const evolved = schemas.evolved.get(target.table.icebergTable);
+        if (!evolved) continue;
+        target.metadata = evolved.metadata;
+        target.schema = currentSchema(evolved.metadata);
+      }
+      const { events: mergeable, held } = holdBlockedChanges(
+        batch.events,
+        schemas.blocked,
+        new Map(targets.map((t) => [qualifiedName(t.source), t.watermark])),
+      );
+
       phase = 'collapsing';
-      const collapsed = collapseChanges(batch.events, {
+      const collapsed = collapseChanges(mergeable, {
         tables: targets.map((t) => ({ source: t.source, schema: t.schema, watermark: t.watermark })),
       });
-      const quarantined = [...collapsed.quarantined];
+      const quarantined = [...held, ...collapsed.quarantined];
       const merged: MergedTable[] = [];
       let committedAt: string | null = null;
       for (const target of targets) {
-        let changes = collapsed.tables.get(qualifiedName(target.source))!;
-        if (changes.unchanged.length > 0) {
-          phase = `reading current rows of ${target.table.icebergTable}`;
-          const current = await currentRowsByKey(io, target.metadata, target.schema, changes);
-          const filled = fillUnchangedValues(changes, (key) => current.get(keyString(key)));
-          changes = filled.changes;
-          quarantined.push(...filled.quarantined);
-        }
+        const { changes, ...applied } = await applyTableChanges(
+          target.table.icebergTable,
+          target.metadata,
+          target.schema,
+          collapsed.tables.get(qualifiedName(target.source))!,
+          batch.lastCommitEndLsn === undefined ? undefined : watermarkProperties(batch.lastCommitEndLsn),
+          (next) => (phase = next),
+        );
+        quarantined.push(...applied.quarantined);
+        const counts = { inserted: applied.inserted, updated: applied.updated, deleted: applied.deleted };
         let snapshotId: string | null = null;
-        let counts = { inserted: 0, updated: 0, deleted: 0 };
         let watermark = target.watermark;
-        if (changes.ops.length > 0 && batch.lastCommitEndLsn !== undefined) {
-          phase = `merging into ${target.table.icebergTable}`;
-          const result = await upsertRows(catalog, io, target.table.icebergTable, {
-            columns: changes.columns,
-            ops: changes.ops,
-            snapshotProperties: watermarkProperties(batch.lastCommitEndLsn),
-            keyIndex,
-          });
-          counts = { inserted: result.inserted, updated: result.updated, deleted: result.deleted };
-          if (result.snapshotId !== undefined) {
-            snapshotId = String(result.snapshotId);
-            watermark = batch.lastCommitEndLsn;
-            committedAt = new Date(now()).toISOString();
-          }
+        if (applied.snapshotId !== undefined && batch.lastCommitEndLsn !== undefined) {
+          snapshotId = String(applied.snapshotId);
+          watermark = batch.lastCommitEndLsn;
+          committedAt = new Date(now()).toISOString();
         }
         merged.push({
           icebergTable: target.table.icebergTable,
@@ -371,10 +425,227 @@ export function createCdcActivities(deps: CdcActivityDeps) {
         lastSourceCommitTime:
           batch.lastCommitTimeMs === undefined ? null : new Date(batch.lastCommitTimeMs).toISOString(),
         quarantineFile,
+        ...(schemas.newlyBlocked.length > 0 ? { newlyBlocked: [...schemas.newlyBlocked] } : {}),
+        ...(schemas.evolved.size > 0
+          ? { schemaChanges: [...schemas.evolved].map(([icebergTable, e]) => ({ icebergTable, changes: e.changes })) }
+          : {}),
+        ...(held.length > 0 ? { held: held.length } : {}),
       };
     } finally {
       stopHeartbeats();
     }
+  }
+
+  /**
+   * The last step both sources share: fills unchanged TOASTed values from the table's current rows, then upserts
+   * the table's collapsed changes in one commit whose summary carries `snapshotProperties` (the source's
+   * watermark). Writes nothing without row changes or without properties.
+   */
+  async function applyTableChanges(
+    icebergTable: string,
+    metadata: TableMetadata,
+    schema: Schema,
+    collapsed: TableChanges,
+    snapshotProperties: Record<string, string> | undefined,
+    setPhase: (phase: string) => void,
+  ) {
+    let changes = collapsed;
+    const quarantined: QuarantineRecord[] = [];
+    if (changes.unchanged.length > 0) {
+      setPhase(`reading current rows of ${icebergTable}`);
+      const current = await currentRowsByKey(deps.io, metadata, schema, changes);
+      const filled = fillUnchangedValues(changes, (key) => current.get(keyString(key)));
+      changes = filled.changes;
+      quarantined.push(...filled.quarantined);
+    }
+    const none = { changes, quarantined, inserted: 0, updated: 0, deleted: 0, snapshotId: undefined };
+    if (changes.ops.length === 0 || snapshotProperties === undefined) return none;
+    setPhase(`merging into ${icebergTable}`);
+    crashes.reach('before-write', icebergTable);
+    const result = await upsertRows(deps.catalog, mergeIo, icebergTable, {
+      columns: changes.columns,
+      ops: changes.ops,
+      snapshotProperties,
+      keyIndex,
+    });
+    if (result.snapshotId !== undefined) crashes.reach('after-commit', `${icebergTable} ${result.snapshotId}`);
+    return {
+      changes,
+      quarantined,
+      inserted: result.inserted,
+      updated: result.updated,
+      deleted: result.deleted,
+      snapshotId: result.snapshotId,
+    };
+  }
+
+  async function onboardFiles(input: z.output<typeof OnboardFileTableInput>): Promise<OnboardFileTableResult> {
+    const { catalog, io } = deps;
+    const existing = await loadIfExists(catalog, input.icebergTable);
+    if (existing) {
+      const schema = currentSchema(existing.metadata);
+      if (schema.identifierFieldIds.length === 0) {
+        throw typedFailure(
+          'InvalidInput',
+          `Iceberg table "${input.icebergTable}" exists but has no identifier fields, so change files cannot be ` +
+            'merged into it by key; choose another icebergTable',
+        );
+      }
+      return { icebergTable: input.icebergTable, key: keyNames(schema), created: false, schemaFrom: 'existing' };
+    }
+    let built: FileTableSchema;
+    let schemaFrom: string;
+    if (input.columns) {
+      built = buildSchemaFromColumns(input.table, input.columns, input.key);
+      schemaFrom = 'columns';
+    } else {
+      const found = await findConnectSchema(io, input.prefix, input.table);
+      if (!found) {
+        throw typedFailure(
+          'InvalidInput',
+          `no change file under ${input.prefix} carries a Connect schema for "${input.table}" (files written with ` +
+            'schemas.enable=false, or no file yet), so the Iceberg table cannot be created from the events; pass ' +
+            'the columns explicitly',
+        );
+      }
+      built = buildSchemaFromConnect(input.table, found.fields, input.key);
+      schemaFrom = found.origin;
+    }
+    await ensureNamespace(catalog, namespaceOf(input.icebergTable));
+    const bucketColumn = built.key.find((name) => {
+      const field = built.schema.fields.find((f) => f.name === name);
+      return field !== undefined && BUCKETABLE.has(field.type.kind);
+    });
+    try {
+      await catalog.createTable(input.icebergTable, {
+        schema: built.schema,
+        ...(bucketColumn
+          ? { partitionSpec: [{ sourceColumn: bucketColumn, transform: `bucket[${input.buckets}]` }] }
+          : {}),
+        properties: {
+          'sluice.cdc.source': input.sourceName,
+          [CDC_SOURCE_TABLE_PROPERTY]: input.table,
+          'sluice.cdc.files-prefix': input.prefix,
+        },
+      });
+    } catch (err) {
+      // A concurrent attempt created it: the same input gives the same table.
+      if (!(err instanceof TableAlreadyExistsError)) throw err;
+      return { icebergTable: input.icebergTable, key: [...built.key], created: false, schemaFrom: 'existing' };
+    }
+    return { icebergTable: input.icebergTable, key: [...built.key], created: true, schemaFrom };
+  }
+
+  async function mergeFiles(input: z.output<typeof MergeFileBatchInput>): Promise<MergeFileBatchResult> {
+    const { catalog, io } = deps;
+    let phase = 'loading the table';
+    const stopHeartbeats = keepHeartbeating(() => ({ phase }));
+    try {
+      const loaded = await catalog.loadTable(input.icebergTable);
+      const watermark = readFilesWatermark(loaded.metadata);
+      const schema = currentSchema(loaded.metadata);
+      const source = parseTableName(input.table);
+
+      phase = 'reading change files';
+      const batch = await readChangeFiles(io, {
+        prefix: input.prefix,
+        watermark,
+        maxFiles: input.maxFiles,
+        maxEvents: input.maxChanges,
+      });
+      const empty: MergeFileBatchResult = {
+        files: 0,
+        changes: 0,
+        merged: 0,
+        inserted: 0,
+        updated: 0,
+        deleted: 0,
+        quarantined: 0,
+        snapshotId: null,
+        watermark: { ...watermark },
+        cutShort: false,
+        committedAt: null,
+        quarantineFile: null,
+      };
+      if (batch.files.length === 0) return empty;
+
+      // Events from files have no LSNs: the files' high-water mark, committed with the rows, is what makes a
+      // retried or repeated batch apply nothing twice.
+      phase = 'collapsing';
+      const collapsed = collapseChanges(batch.events, { tables: [{ source, schema }] });
+      // Before the mark moves past these files: a crash after the commit must not lose their quarantined events
+      // (a retry skips records already in the file).
+      phase = 'writing the quarantine';
+      const quarantined = [...batch.quarantined, ...collapsed.quarantined];
+      let quarantineFile = await writeQuarantine(input.sourceName, quarantined);
+      const properties = { [CDC_FILES_WATERMARK_PROPERTY]: formatFilesWatermark(batch.nextWatermark) };
+      const applied = await applyTableChanges(
+        input.icebergTable,
+        loaded.metadata,
+        schema,
+        collapsed.tables.get(qualifiedName(source))!,
+        properties,
+        (next) => (phase = next),
+      );
+      if (applied.quarantined.length > 0) {
+        quarantined.push(...applied.quarantined);
+        quarantineFile = await writeQuarantine(input.sourceName, applied.quarantined);
+      }
+      let snapshotId = applied.snapshotId;
+      if (snapshotId === undefined) {
+        // Nothing to upsert (tombstones, quarantined events, deletes of missing keys): commit the mark alone, or
+        // the same files would be read again forever.
+        phase = 'committing the high-water mark';
+        crashes.reach('before-write', input.icebergTable);
+        snapshotId = await commitWatermarkOnly(input.icebergTable, properties, (current) => {
+          const now = formatFilesWatermark(readFilesWatermark(current));
+          if (now !== formatFilesWatermark(watermark)) {
+            throw new Error(
+              `the high-water mark of "${input.icebergTable}" moved while the batch was read (another merge ` +
+                'attempt committed); the batch is read again',
+            );
+          }
+        });
+        crashes.reach('after-commit', `${input.icebergTable} ${snapshotId}`);
+      }
+      crashes.reach('after-advance', `${input.icebergTable} ${properties[CDC_FILES_WATERMARK_PROPERTY]}`);
+      return {
+        ...empty,
+        files: batch.files.length,
+        changes: batch.events.length,
+        merged: applied.inserted + applied.updated + applied.deleted,
+        inserted: applied.inserted,
+        updated: applied.updated,
+        deleted: applied.deleted,
+        quarantined: quarantined.length,
+        snapshotId: String(snapshotId),
+        watermark: { ...batch.nextWatermark },
+        cutShort: batch.cutShort,
+        committedAt: new Date(now()).toISOString(),
+        quarantineFile,
+      };
+    } finally {
+      stopHeartbeats();
+    }
+  }
+
+  /** Commits a snapshot that changes no data and carries `properties` (a high-water mark). */
+  async function commitWatermarkOnly(
+    icebergTable: string,
+    properties: Record<string, string>,
+    validate: (current: TableMetadata) => void,
+  ): Promise<bigint> {
+    const current = await deps.catalog.loadTable(icebergTable);
+    const snapshotId = newSnapshotId(current.metadata.snapshots.map((s) => s.snapshotId));
+    await commitNewManifests(deps.catalog, deps.io, icebergTable, {
+      snapshotId,
+      manifests: [],
+      operation: 'append',
+      changes: noChanges(),
+      snapshotProperties: properties,
+      validate: async (metadata) => validate(metadata),
+    });
+    return snapshotId;
   }
 
   /** The failure an activity throws for `err`: typed failures as they are, engine errors mapped to their type. */
@@ -421,10 +692,38 @@ export function createCdcActivities(deps: CdcActivityDeps) {
       try {
         return await withClient(input.connectionString, async (c) => {
           const advanced = await advanceReplicationSlot(c, input.slot, parseLsn(input.to));
+          crashes.reach('after-advance', `${input.slot} ${input.to}`);
           return { ...slotStatusJson(await readSlotStatus(c, input.slot)), moved: advanced.moved };
         });
       } catch (err) {
         throw activityFailure(err, { slot: input.slot });
+      }
+    },
+
+    /**
+     * Creates the Iceberg table of a Debezium change-file source (identifier fields = `key`, `bucket(N, key)`), its
+     * schema from the first event's Connect schema or from `columns`. Idempotent: an existing table is left alone.
+     */
+    async onboardFileTable(raw: OnboardFileTableInput): Promise<OnboardFileTableResult> {
+      const input = validateActivityInput(OnboardFileTableInput, raw, 'onboardFileTable input');
+      try {
+        return await onboardFiles(input);
+      } catch (err) {
+        throw activityFailure(err, {});
+      }
+    },
+
+    /**
+     * Merges the next change files above the table's committed high-water mark (files in key order, read whole,
+     * at most `maxFiles` / about `maxChanges` events) through the same collapse and upsert as `mergeBatch`; the new
+     * mark is committed in the same snapshot as the rows, so a retry never applies a file twice.
+     */
+    async mergeFileBatch(raw: MergeFileBatchInput): Promise<MergeFileBatchResult> {
+      const input = validateActivityInput(MergeFileBatchInput, raw, 'mergeFileBatch input');
+      try {
+        return await mergeFiles(input);
+      } catch (err) {
+        throw activityFailure(err, {});
       }
     },
 
@@ -483,7 +782,7 @@ function emptyColumns(schema: Schema): Map<number, unknown[]> {
  * The table's current rows for the keys whose unchanged TOASTed values must be copied, by {@link keyString} of the
  * key: a scan filtered by `IN` on the first key column (pruned by partition and column bounds), then exact keys.
  */
-async function currentRowsByKey(
+export async function currentRowsByKey(
   io: FileIO,
   metadata: TableMetadata,
   schema: Schema,
@@ -522,4 +821,27 @@ function recordIdentity(record: QuarantineRecord): string {
   return createHash('sha256')
     .update(JSON.stringify([record.origin, record.errorKind, record.table ?? '', record.raw]))
     .digest('hex');
+}
+
+/**
+ * TEST ONLY: a FileIO that reaches the `after-write` crash point after each table file (Parquet data or delete
+ * file) it writes, i.e. between a merge's writes and its commit.
+ */
+function crashAfterTableFileWrites(io: FileIO, crashes: CrashInjector): FileIO {
+  const written = (uri: string) => {
+    if (uri.endsWith('.parquet')) crashes.reach('after-write', uri);
+  };
+  return new Proxy(io, {
+    get(target, prop, receiver) {
+      if (prop === 'write' || prop === 'writeIfAbsent' || prop === 'writeStream') {
+        return async (uri: string, arg: never) => {
+          const result = await (target[prop] as (u: string, a: never) => Promise<unknown>).call(target, uri, arg);
+          written(uri);
+          return result;
+        };
+      }
+      const value: unknown = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }

@@ -1,16 +1,20 @@
 import { Command, CommanderError } from 'commander';
 import { addGlobalOptions } from './context.js';
 import { registerBundle } from './commands/bundle.js';
+import { registerCdc } from './commands/cdc.js';
 import { registerCodecServer } from './commands/codec-server.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerLs } from './commands/ls.js';
 import { registerSchedules } from './commands/schedules.js';
 import { registerSetup } from './commands/setup.js';
+import { registerSpark } from './commands/spark.js';
 import { registerStart } from './commands/start.js';
 import { registerStatus } from './commands/status.js';
 import { registerUp } from './commands/up.js';
 import { registerWorker } from './commands/worker.js';
+import { registerQuota } from './commands/quota.js';
+import { registerIndex } from './commands/index-cmd.js';
 
 /** Builds the `sluice` program; exported so tests can run commands in-process. */
 export function buildProgram(): Command {
@@ -29,6 +33,10 @@ export function buildProgram(): Command {
     registerSetup,
     registerCodecServer,
     registerBundle,
+    registerSpark,
+    registerQuota,
+    registerCdc,
+    registerIndex,
   ]) {
     register(program);
   }

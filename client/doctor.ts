@@ -235,7 +235,10 @@ function isModuleNotFound(err: unknown, specifier: string): boolean {
  * Which ONNX Runtime execution providers this machine has. The package is optional until GPU inference lands, so
  * its absence is a warning, not a failure; a package that is installed but does not load is a failure.
  */
-export async function checkOnnxRuntime(load: ModuleImporter = importModule): Promise<DoctorCheck> {
+export async function checkOnnxRuntime(
+  load: ModuleImporter = importModule,
+  detect?: ProviderDetector,
+): Promise<DoctorCheck> {
   const name = 'onnx runtime';
   let ort: Record<string, unknown>;
   try {
@@ -269,11 +272,49 @@ export async function checkOnnxRuntime(load: ModuleImporter = importModule): Pro
   const backends = (list.call(api) as unknown[]).map((b) =>
     typeof b === 'string' ? b : String((b as { name?: unknown }).name ?? JSON.stringify(b)),
   );
+  if (detect) {
+    // Which provider a session really gets here: a CUDA-only session either runs or fails (lib/inference/providers.ts).
+    const listed = `${ONNX_RUNTIME_PACKAGE} execution providers: ${backends.join(', ') || '(none)'}`;
+    try {
+      const d = await detect();
+      const detail = `${listed}; requested ${d.requested}, active ${d.active} (${d.detail})`;
+      if (d.requested === 'cuda' && d.active !== 'cuda') {
+        return check(
+          name,
+          'fail',
+          detail,
+          'install the GPU build (`npm install onnxruntime-node --onnxruntime-node-install=cuda12`, docs/inference.md), ' +
+            'check the CUDA 12 / cuDNN 9 libraries and the driver, or set SLUICE_INFERENCE_PROVIDER=cpu',
+        );
+      }
+      return check(name, 'ok', detail);
+    } catch (err) {
+      return check(name, 'fail', `${listed}; the provider probe failed: ${reasonOf(err)}`, 'see docs/inference.md');
+    }
+  }
   return check(
     name,
     'ok',
     `${ONNX_RUNTIME_PACKAGE} execution providers: ${backends.join(', ') || '(none)'}; only CPU is verified`,
   );
+}
+
+/** What `sluice doctor` learns from the inference engine's provider probe. */
+export interface ProviderDetectionSummary {
+  requested: string;
+  active: string;
+  detail: string;
+}
+
+/** Runs the provider probe; a parameter so that tests can stand in for machines with or without CUDA. */
+export type ProviderDetector = () => Promise<ProviderDetectionSummary>;
+
+/** The engine's own probe for `requested`, imported lazily so that doctor runs where onnxruntime-node is absent. */
+export function inferenceProviderDetector(requested: 'auto' | 'cpu' | 'cuda'): ProviderDetector {
+  return async () => {
+    const { detectProviders } = await import('../lib/inference/providers.js');
+    return detectProviders(requested);
+  };
 }
 
 /** Options of {@link runDoctor}. */
@@ -289,6 +330,11 @@ export interface DoctorOptions {
   connectTimeout?: Duration;
   /** Loads optional packages. @default a dynamic `import()` */
   importModule?: ModuleImporter;
+  /**
+   * The provider the GPU workers ask for (SLUICE_INFERENCE_PROVIDER); doctor probes which one a session really gets
+   * on this machine. @default no probe: only the listed providers are shown
+   */
+  inferenceProvider?: 'auto' | 'cpu' | 'cuda';
 }
 
 /**
@@ -318,6 +364,11 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorCheck[]> {
       await connection.close();
     }
   }
-  checks.push(await checkOnnxRuntime(opts.importModule));
+  checks.push(
+    await checkOnnxRuntime(
+      opts.importModule,
+      opts.inferenceProvider ? inferenceProviderDetector(opts.inferenceProvider) : undefined,
+    ),
+  );
   return checks;
 }

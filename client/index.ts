@@ -9,6 +9,7 @@ export {
   pipelines,
   PIPELINE_NAMES,
   startActivityFanOut,
+  startCdcFileMerge,
   startCdcMerge,
   startCdcOnboard,
   startPipeline,
@@ -25,3 +26,9 @@ export * from '../schemas/platform.js';
 export { desiredSchedule, diffSchedules, syncSchedules } from './schedules.js';
 export { runDoctor, type DoctorCheck } from './doctor.js';
 export * from '../schemas/cdc.js';
+export { startQuotaRightsize } from './pipelines.js';
+export * from '../schemas/quota.js';
+export { quotaApproveUpdate, quotaPlanQuery } from '../workflows/quota-rightsize.js';
+export { startEmbeddingBackfill } from './pipelines.js';
+export * from '../schemas/embedding.js';
+export { embeddingPauseSignal, embeddingResumeSignal } from '../workflows/embedding-backfill.js';

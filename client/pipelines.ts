@@ -2,14 +2,20 @@ import { randomUUID } from 'node:crypto';
 import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { z } from 'zod';
 import {
+  CdcFileMergeInput,
+  cdcFileMergeWorkflowId,
   cdcMergeWorkflowId,
   CdcMergeInput,
   cdcOnboardWorkflowId,
   CdcOnboardInput,
   defaultIcebergTable,
 } from '../schemas/cdc.js';
+import { CdcTableMaintenanceInput, cdcMaintenanceWorkflowId } from '../schemas/cdc-operations.js';
 import { ActivityFanOutInput, PoolCheckInput } from '../schemas/platform.js';
+import { QuotaRightsizeInput, quotaRightsizeWorkflowId } from '../schemas/quota.js';
 import { SearchAttributes } from '../schemas/search-attributes.js';
+import { SparkJobInput, sparkJobWorkflowId } from '../schemas/spark.js';
+import { EmbeddingBackfillInput, embeddingBackfillWorkflowId } from '../schemas/embedding.js';
 import { taskQueues } from '../schemas/task-queues.js';
 import { parseOrThrow } from '../schemas/validation.js';
 import type * as workflows from '../workflows/index.js';
@@ -66,6 +72,54 @@ export const pipelines = {
     description: "merge a source's replication slot changes into its Iceberg tables, continuously",
     workflowId: (i) => cdcMergeWorkflowId(i.sourceName),
     summary: (i) => `CDC merge of source ${i.sourceName}: ${i.tables.map((t) => t.icebergTable).join(', ')}`,
+  }),
+  'quota-rightsize': definePipeline({
+    name: 'quota-rightsize',
+    workflowType: 'quotaRightsize',
+    input: QuotaRightsizeInput,
+    description: "rightsize a budget group's quotas from usage, within budget, with owners' approval for large changes",
+    workflowId: (i) => quotaRightsizeWorkflowId(i.budgetGroup),
+    summary: (i) =>
+      `rightsize quotas of budget group ${i.budgetGroup}` +
+      (i.budgetPerHour === undefined ? '' : ` (budget ${i.budgetPerHour}/h)`) +
+      (i.dryRun ? ', dry run' : ''),
+  }),
+  'cdc-table-maintenance': definePipeline({
+    name: 'cdc-table-maintenance',
+    workflowType: 'cdcTableMaintenance',
+    input: CdcTableMaintenanceInput,
+    description: 'compact a CDC table when deletes or small files pass a threshold, expire snapshots, remove orphans',
+    workflowId: (i) => `${cdcMaintenanceWorkflowId(i.icebergTable)}/${randomUUID()}`,
+    summary: (i) => `maintenance of ${i.icebergTable}`,
+  }),
+  'cdc-file-merge': definePipeline({
+    name: 'cdc-file-merge',
+    workflowType: 'cdcFileMerge',
+    input: CdcFileMergeInput,
+    description: 'merge Debezium change files (filesystem or S3) into an Iceberg table, continuously',
+    workflowId: (i) => cdcFileMergeWorkflowId(i.sourceName),
+    summary: (i) =>
+      `CDC file merge of ${i.files.prefix} (${i.table}) into ${i.icebergTable ?? defaultIcebergTable(i.sourceName, i.table)}`,
+  }),
+  'spark-job': definePipeline({
+    name: 'spark-job',
+    workflowType: 'sparkJob',
+    input: SparkJobInput,
+    description: 'run a Spark application; on OOM resize and retry, and start from the learned size next time',
+    workflowId: (i) => sparkJobWorkflowId(i.spec.name),
+    summary: (i) =>
+      `Spark job ${i.spec.name} (${i.spec.owner}) on ${i.spec.master}: ${i.spec.app.resource}, ` +
+      `executor ${i.spec.resources.executorMemory}, ${i.spec.retry.policy} up to ${i.spec.retry.maxAttempts} attempts`,
+  }),
+  'embedding-backfill': definePipeline({
+    name: 'embedding-backfill',
+    workflowType: 'embeddingBackfill',
+    input: EmbeddingBackfillInput,
+    description: 'embed a table with one model version, index it, gate coverage and parity, then flip <index>@current',
+    workflowId: (i) => embeddingBackfillWorkflowId(i),
+    summary: (i) =>
+      `embed ${i.source.kind === 'iceberg' ? i.source.table : 'Parquet files'} with ${i.model.path}@${i.model.version} ` +
+      `into ${i.output.table}, index ${i.output.index}${i.incremental ? ' (incremental)' : ''}`,
   }),
 } as const;
 
@@ -146,5 +200,56 @@ export function startCdcOnboard(client: Client, input: z.input<typeof CdcOnboard
 export function startCdcMerge(client: Client, input: z.input<typeof CdcMergeInput>, opts?: StartPipelineOptions) {
   return startPipeline(client, 'cdc-merge', input, opts) as Promise<
     WorkflowHandleWithFirstExecutionRunId<typeof workflows.cdcMerge>
+  >;
+}
+
+/** Typed helper: one maintenance run of a CDC table (compaction by threshold, snapshot expiry, orphan removal). */
+export function startCdcTableMaintenance(
+  client: Client,
+  input: z.input<typeof CdcTableMaintenanceInput>,
+  opts?: StartPipelineOptions,
+) {
+  return startPipeline(client, 'cdc-table-maintenance', input, opts) as Promise<
+    WorkflowHandleWithFirstExecutionRunId<typeof workflows.cdcTableMaintenance>
+  >;
+}
+
+/** Typed helper: starts the merge of a Debezium change-file source (`cdc-files/<source>`); it creates the table. */
+export function startCdcFileMerge(
+  client: Client,
+  input: z.input<typeof CdcFileMergeInput>,
+  opts?: StartPipelineOptions,
+) {
+  return startPipeline(client, 'cdc-file-merge', input, opts) as Promise<
+    WorkflowHandleWithFirstExecutionRunId<typeof workflows.cdcFileMerge>
+  >;
+}
+
+/** Typed helper: rightsizes one budget group's quotas (`quota-rightsize/<group>`); see docs/quota.md. */
+export function startQuotaRightsize(
+  client: Client,
+  input: z.input<typeof QuotaRightsizeInput>,
+  opts?: StartPipelineOptions,
+) {
+  return startPipeline(client, 'quota-rightsize', input, opts) as Promise<
+    WorkflowHandleWithFirstExecutionRunId<typeof workflows.quotaRightsize>
+  >;
+}
+
+/** Typed helper: runs a Spark job with elastic retry (`spark/<name>`); see docs/spark.md. */
+export function startSparkJob(client: Client, input: z.input<typeof SparkJobInput>, opts?: StartPipelineOptions) {
+  return startPipeline(client, 'spark-job', input, opts) as Promise<
+    WorkflowHandleWithFirstExecutionRunId<typeof workflows.sparkJob>
+  >;
+}
+
+/** Typed helper: backfills embeddings of one model version (`embedding-backfill/<index>/<version>`); see docs/embedding-backfill.md. */
+export function startEmbeddingBackfill(
+  client: Client,
+  input: z.input<typeof EmbeddingBackfillInput>,
+  opts?: StartPipelineOptions,
+) {
+  return startPipeline(client, 'embedding-backfill', input, opts) as Promise<
+    WorkflowHandleWithFirstExecutionRunId<typeof workflows.embeddingBackfill>
   >;
 }

@@ -92,6 +92,23 @@ const mergeTuning = {
   idleIntervalMs: z.number().int().min(100).max(3_600_000).default(5000),
   /** Batches per run before continue-as-new (history stays far below 10k events). @default 200 */
   iterationsPerRun: z.number().int().min(1).max(1000).default(200),
+  /**
+   * How long a forgotten key may stay in old snapshots (time travel) before `forget` purges them: snapshots are
+   * expired, files holding the key compacted away and orphan files removed. @default 86400000 (1 day)
+   */
+  forgetRetentionMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(90 * 86_400_000)
+    .default(86_400_000),
+  /** Retained WAL above which the merge logs a warning and sets `retainedWalAlert`, as a byte count. @default 10 GiB */
+  retainedWalAlertBytes: ByteCount.default(String(10 * 1024 ** 3)),
+  /**
+   * How soon the work of a worker that died (crash, kill -9, lost host) is retried on another: the merge
+   * activity's heartbeat timeout and the short slot activities' start-to-close timeout. @default 60000
+   */
+  workerLossTimeoutMs: z.number().int().min(2000).max(600_000).default(60_000),
 };
 
 // ---- cdc-onboard ------------------------------------------------------------------------------------------------
@@ -176,6 +193,35 @@ export const CdcMergeTable = z.strictObject({
 });
 export type CdcMergeTable = z.infer<typeof CdcMergeTable>;
 
+/**
+ * A table whose source changed in a way the Iceberg table cannot follow on its own (a dropped or renamed column, a
+ * key change, a narrowing or unrelated type change). Its changes are held in the quarantine (error kind
+ * `incompatible-schema-change`) while the other tables go on, until an operator resolves it with the merge's
+ * `resolveSchemaChange` update: `apply`, `skip` or `re-bootstrap`.
+ */
+export const BlockedTable = z.strictObject({
+  /** `schema.table` in the source. */
+  table: SourceTableName,
+  icebergTable: IcebergTableName,
+  /** What changed, e.g. `column "note" was dropped or renamed`. */
+  changes: z.array(z.string()).max(200),
+  /** When the merge first saw it. */
+  since: IsoTime,
+});
+export type BlockedTable = z.infer<typeof BlockedTable>;
+
+/** A forgotten key whose snapshots and orphan files are purged once the retention window has passed. */
+export const PendingPurge = z.strictObject({
+  icebergTable: IcebergTableName,
+  /** When the key was deleted; files written before it are purged. */
+  forgottenAt: IsoTime,
+  /** When the purge is due: forgottenAt + the retention window. */
+  dueAt: IsoTime,
+  /** How many keys wait for this purge. */
+  keys: z.number().int().min(1),
+});
+export type PendingPurge = z.infer<typeof PendingPurge>;
+
 /** Counters a merge carries across continue-as-new. */
 export const CdcMergeCarriedState = z.strictObject({
   runs: z.number().int().min(0).default(0),
@@ -191,6 +237,14 @@ export const CdcMergeCarriedState = z.strictObject({
   lagBytes: ByteCount.optional(),
   lagSeconds: z.number().min(0).optional(),
   retainedWalBytes: ByteCount.optional(),
+  /** Tables held back by an incompatible source schema change. */
+  blockedTables: z.array(BlockedTable).default([]),
+  /** Compliance purges waiting for their retention window. */
+  pendingPurges: z.array(PendingPurge).default([]),
+  /** Compatible source schema changes applied to Iceberg so far. */
+  schemaChanges: z.number().int().min(0).default(0),
+  /** Whether retained WAL was above `retainedWalAlertBytes` at the last batch. */
+  retainedWalAlert: z.boolean().default(false),
 });
 export type CdcMergeCarriedState = z.infer<typeof CdcMergeCarriedState>;
 
@@ -215,6 +269,8 @@ export const MergeBatchInput = z.strictObject({
   slot: ReplicationName,
   publication: ReplicationName,
   maxChanges: z.number().int().min(1).max(1_000_000),
+  /** Source tables (`schema.table`) whose changes are held in the quarantine instead of merged. @default [] */
+  blockedTables: z.array(SourceTableName).max(100).optional(),
 });
 export type MergeBatchInput = z.input<typeof MergeBatchInput>;
 
@@ -260,6 +316,12 @@ export const MergeBatchResult = z.object({
   lastSourceCommitTime: IsoTime.nullable(),
   /** Where quarantined records went, when there were any. */
   quarantineFile: z.string().nullable(),
+  /** Tables this batch found blocked by an incompatible source schema change (their changes were held). */
+  newlyBlocked: z.array(BlockedTable.omit({ since: true })).optional(),
+  /** Compatible source schema changes applied to the Iceberg tables before this batch's rows were written. */
+  schemaChanges: z.array(z.strictObject({ icebergTable: z.string(), changes: z.array(z.string()) })).optional(),
+  /** Changes of blocked tables held in the quarantine. */
+  held: z.number().int().optional(),
 });
 export type MergeBatchResult = z.infer<typeof MergeBatchResult>;
 
@@ -324,8 +386,146 @@ export const CdcMergeProgress = Progress.extend({
   lagBytes: ByteCount.optional(),
   lagSeconds: z.number().optional(),
   retainedWalBytes: ByteCount.optional(),
+  /** Tables held back by an incompatible source schema change, waiting for `resolveSchemaChange`. */
+  blockedTables: z.array(BlockedTable).optional(),
+  pendingPurges: z.array(PendingPurge).optional(),
+  schemaChanges: z.number().int().optional(),
+  /** Whether the slot's retained WAL is above `retainedWalAlertBytes`. */
+  retainedWalAlert: z.boolean().optional(),
 });
 export type CdcMergeProgress = z.infer<typeof CdcMergeProgress>;
 
 /** Signal names of the merge workflow. */
 export const CDC_MERGE_SIGNALS = { pause: 'pause', resume: 'resume', flush: 'flush' } as const;
+
+// ---- cdc-file-merge (Debezium change files) ---------------------------------------------------------------------
+
+/** Where a file source's change files are: a directory URI (`file:///…/` or `s3://bucket/…/`), listed recursively. */
+export const CdcFileSource = z.strictObject({
+  prefix: z.string().regex(/^(file:\/\/\/|s3:\/\/).+\/$/, 'a directory URI ending in "/", e.g. "s3://cdc/topics/"'),
+});
+export type CdcFileSource = z.infer<typeof CdcFileSource>;
+
+/** A column of an explicit file-source table spec: an Iceberg primitive type (`long`, `decimal(12,2)`…). */
+export const FileTableColumnSpec = z.strictObject({
+  name: z.string().min(1).max(255),
+  type: z.string().min(1).max(64),
+  required: z.boolean().optional(),
+});
+
+/** Workflow id of a file source's merge. */
+export function cdcFileMergeWorkflowId(sourceName: string): string {
+  return `cdc-files/${sourceName}`;
+}
+
+/** Counters a file merge carries across continue-as-new. */
+export const CdcFileMergeCarriedState = z.strictObject({
+  runs: z.number().int().min(0).default(0),
+  onboarded: z.boolean().default(false),
+  batches: z.number().int().min(0).default(0),
+  files: z.number().int().min(0).default(0),
+  changes: z.number().int().min(0).default(0),
+  rowsMerged: z.number().int().min(0).default(0),
+  quarantined: z.number().int().min(0).default(0),
+  paused: z.boolean().default(false),
+  lastCommitTime: IsoTime.optional(),
+  /** The committed high-water mark: `topic+partition` → start offset of the last file applied. */
+  watermark: z.record(z.string(), z.string()).optional(),
+});
+export type CdcFileMergeCarriedState = z.infer<typeof CdcFileMergeCarriedState>;
+
+/**
+ * Input of the `cdc-file-merge` pipeline: creates the Iceberg table of a table fed by Debezium change files (once),
+ * then merges the files in key order above the committed high-water mark, exactly like the PostgreSQL merge.
+ */
+export const CdcFileMergeInput = z.strictObject({
+  files: CdcFileSource,
+  sourceName: SourceName,
+  /** `schema.table` as the events' `source` block names it; events of other tables are quarantined. */
+  table: SourceTableName,
+  /** @default `<sourceName>.<schema>.<table>` */
+  icebergTable: IcebergTableName.optional(),
+  /** Key columns (change files do not carry the key: it is in the Kafka record key). */
+  key: z.array(z.string().min(1)).min(1).max(32),
+  /** The table's columns; @default the Connect schema of the first event that carries one */
+  columns: z.array(FileTableColumnSpec).min(1).max(4000).optional(),
+  /** Buckets of the `bucket(N, key)` partitioning. @default 16 */
+  buckets: z.number().int().min(1).max(4096).default(16),
+  /** Files per batch at most (files are read whole). @default 100 */
+  maxFilesPerBatch: z.number().int().min(1).max(10_000).default(100),
+  ...mergeTuning,
+  state: CdcFileMergeCarriedState.optional(),
+});
+export type CdcFileMergeInput = z.input<typeof CdcFileMergeInput>;
+
+/** Input of the `onboardFileTable` activity. */
+export const OnboardFileTableInput = z.strictObject({
+  sourceName: SourceName,
+  prefix: CdcFileSource.shape.prefix,
+  table: SourceTableName,
+  icebergTable: IcebergTableName,
+  key: z.array(z.string().min(1)).min(1).max(32),
+  columns: z.array(FileTableColumnSpec).min(1).max(4000).optional(),
+  buckets: z.number().int().min(1).max(4096),
+});
+export type OnboardFileTableInput = z.input<typeof OnboardFileTableInput>;
+
+export const OnboardFileTableResult = z.object({
+  icebergTable: z.string(),
+  key: z.array(z.string()),
+  /** False when the table already existed (a retry or a later run); it was left as it is. */
+  created: z.boolean(),
+  /** Where the schema came from: an event's Connect schema (`file:line`), the `columns` spec, or the existing table. */
+  schemaFrom: z.string(),
+});
+export type OnboardFileTableResult = z.infer<typeof OnboardFileTableResult>;
+
+/** Input of the `mergeFileBatch` activity. */
+export const MergeFileBatchInput = z.strictObject({
+  sourceName: SourceName,
+  prefix: CdcFileSource.shape.prefix,
+  table: SourceTableName,
+  icebergTable: IcebergTableName,
+  maxFiles: z.number().int().min(1).max(10_000),
+  maxChanges: z.number().int().min(1).max(1_000_000),
+});
+export type MergeFileBatchInput = z.input<typeof MergeFileBatchInput>;
+
+export const MergeFileBatchResult = z.object({
+  /** Files read (whole) in this batch. */
+  files: z.number().int(),
+  /** Change events read (before collapsing); tombstones not counted. */
+  changes: z.number().int(),
+  merged: z.number().int(),
+  inserted: z.number().int(),
+  updated: z.number().int(),
+  deleted: z.number().int(),
+  quarantined: z.number().int(),
+  /** The new snapshot, as a decimal string; null when nothing was committed. */
+  snapshotId: z.string().nullable(),
+  /** The table's high-water mark after the batch. */
+  watermark: z.record(z.string(), z.string()),
+  /** More files are waiting: merge again at once. */
+  cutShort: z.boolean(),
+  committedAt: IsoTime.nullable(),
+  quarantineFile: z.string().nullable(),
+});
+export type MergeFileBatchResult = z.infer<typeof MergeFileBatchResult>;
+
+/** What the file merge's `progress` query returns. */
+export const CdcFileMergeProgress = Progress.extend({
+  phase: CdcMergePhase,
+  sourceName: z.string(),
+  prefix: z.string(),
+  tables: z.array(z.string()),
+  paused: z.boolean(),
+  runs: z.number().int(),
+  batches: z.number().int(),
+  files: z.number().int(),
+  changes: z.number().int(),
+  rowsMerged: z.number().int(),
+  quarantined: z.number().int(),
+  lastCommitTime: IsoTime.optional(),
+  watermark: z.record(z.string(), z.string()).optional(),
+});
+export type CdcFileMergeProgress = z.infer<typeof CdcFileMergeProgress>;

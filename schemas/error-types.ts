@@ -24,6 +24,18 @@ export const ERROR_TYPES = {
   Unsupported: { retryable: false, summary: 'not supported' },
   /** A policy (quota, approval, authorization) refused the request. */
   PolicyDenied: { retryable: false, summary: 'a policy refused the request' },
+  /** A run would spend more than its cost budget (GB·h, vcore·h or money); it stopped before the next attempt. */
+  BudgetExceeded: { retryable: false, summary: 'the run would exceed its cost budget' },
+  /** The job's own code failed (an exception, a bad input); resizing cannot fix it. */
+  UserCodeError: { retryable: false, summary: "the job's own code failed" },
+  /** A publish gate (coverage, parity) found the output unfit; nothing was published. */
+  QualityGateFailed: { retryable: false, summary: 'a quality gate refused to publish' },
+  /** One item cannot be embedded (over-long text, undecodable image); it goes to quarantine, the rest go on. */
+  ItemRejected: { retryable: false, summary: 'an item cannot be processed; quarantine it' },
+  /** A model's tensors do not match its manifest or the input built for it (names, shapes, types). */
+  ModelInputMismatch: { retryable: false, summary: 'a model input or output does not match' },
+  /** The requested ONNX Runtime execution provider (e.g. CUDA) cannot run on this host. */
+  ProviderUnavailable: { retryable: false, summary: 'the execution provider is not available here' },
 } as const satisfies Record<string, { retryable: boolean; summary: string }>;
 
 export type ErrorType = keyof typeof ERROR_TYPES;

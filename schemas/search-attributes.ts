@@ -15,6 +15,10 @@ export const SearchAttributes = {
   gpuHost: defineSearchAttributeKey('SluiceGpuHost', SearchAttributeType.KEYWORD),
   /** A coarse phase name the workflow updates as it goes. */
   phase: defineSearchAttributeKey('SluicePhase', SearchAttributeType.KEYWORD),
+  /** Spark jobs: the attempt running or last run (1 = first). */
+  sparkAttempt: defineSearchAttributeKey('SluiceSparkAttempt', SearchAttributeType.INT),
+  /** Spark jobs: the failure kind of each failed attempt so far, e.g. `executor-oom`. */
+  sparkFailureKinds: defineSearchAttributeKey('SluiceSparkFailureKinds', SearchAttributeType.KEYWORD_LIST),
 } as const;
 
 export const SEARCH_ATTRIBUTE_KEYS = Object.values(SearchAttributes);

@@ -127,4 +127,16 @@ else
   done
 fi
 
+# 7. The generated ONNX models (dual encoder, random transformer) in .tools/models; the script skips when they are
+#    up to date with its generator version. Nothing is downloaded.
+if models_out=$(node --import tsx scripts/models/generate-models.ts 2>&1); then
+  case "$models_out" in
+    *"up to date"*) skip "generated ONNX models (.tools/models)" ;;
+    *) did "generated ONNX models into .tools/models" ;;
+  esac
+else
+  printf '%s\n' "$models_out" >&2
+  fail "generating the ONNX models failed (scripts/models/generate-models.ts)"
+fi
+
 echo "sluice setup: ready"

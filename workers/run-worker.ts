@@ -7,8 +7,13 @@ import { createLogger } from '../lib/observability/logger.js';
 import { createSourcePools, openWarehouse, type SourcePools, type Warehouse } from '../lib/stack/warehouse.js';
 import type { StackConfig } from '../schemas/stack-config.js';
 import { createCpuWorker, createGpuHostWorkers } from './pool-workers.js';
-import { installWorkerRuntime } from './runtime.js';
+import { installWorkerRuntime, sluiceMetrics } from './runtime.js';
+import pg from 'pg';
+import { openQuotaStoreAt } from '../lib/quota/store.js';
 import { workflowSource } from './workflow-bundle.js';
+import { startWorkerInferencePool } from '../lib/inference/worker-setup.js';
+import type { InferencePool } from '../lib/inference/index.js';
+import { CompositeFileIO } from '../lib/storage/composite-file-io.js';
 
 export interface WorkerProcessOptions {
   pool: 'cpu' | 'gpu';
@@ -20,6 +25,8 @@ export interface WorkerProcessOptions {
   bundlePath?: string;
   /** Overrides the pool's metricsPort from the config (`null` = off). */
   metricsPort?: number | null;
+  /** GPU pool: concurrent GPU activities. @default SLUICE_GPU_SLOTS, then the host's slots in temporal-dev.yml */
+  slots?: number;
 }
 
 /**
@@ -48,7 +55,10 @@ export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void
   // The cpu pool hosts the CDC activities: the catalog and warehouse from temporal-dev.yml `defaults`, and pools to
   // the source databases named in pipeline inputs. S3 settings for an s3:// warehouse are not read yet.
   let warehouse: Warehouse | undefined;
+  let inferencePool: InferencePool | undefined;
+  let embeddingIo: CompositeFileIO | undefined;
   let sourcePools: SourcePools | undefined;
+  let quota: Awaited<ReturnType<typeof openQuotaStoreAt>> | undefined;
   if (opts.pool === 'cpu') {
     const cpu = opts.config.workers.cpu;
     warehouse = await openWarehouse(opts.config.defaults, { baseDir: REPO_ROOT, s3: sluiceEnv.s3 });
@@ -66,18 +76,37 @@ export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void
         shutdownGraceTime: cpu.shutdownGraceTime as `${number}s`,
         dataConverter,
         cdc: { catalog: warehouse.catalog, io: warehouse.io, pgPoolFor: sourcePools.poolFor },
+        embedding: { catalog: warehouse.catalog, io: warehouse.io, warehouse: warehouse.warehouse },
+        // The quota activities need the quota store: only when SLUICE_QUOTA_DATABASE_URL is set (docs/quota.md).
+        quota: sluiceEnv.quota.databaseUrl
+          ? {
+              store: (quota = await openQuotaStoreAt(
+                { ...sluiceEnv.quota, databaseUrl: sluiceEnv.quota.databaseUrl },
+                (url) => new pg.Pool({ connectionString: url, max: 4, application_name: 'sluice-quota' }),
+              )).store,
+              catalog: warehouse.catalog,
+              io: warehouse.io,
+              webhookSecret: sluiceEnv.quota.webhookSecret,
+              metricsRegistry: sluiceMetrics.registry,
+              logger,
+            }
+          : undefined,
       }),
     ];
   } else {
     const hostConfig = opts.config.workers.gpu.hosts.find((h) => h.name === gpuHost);
+    inferencePool = await startWorkerInferencePool(sluiceEnv.inference, sluiceMetrics.registry, logger);
     workers = await createGpuHostWorkers({
       connection,
       namespace,
       baseTaskQueue: base,
       host: gpuHost!,
-      slots: hostConfig?.slots ?? 1,
+      slots: opts.slots ?? sluiceEnv.inference.gpuSlots ?? hostConfig?.slots ?? 1,
       shutdownGraceTime: opts.config.workers.gpu.shutdownGraceTime as `${number}s`,
       dataConverter,
+      inference: { pool: inferencePool, host: gpuHost! },
+      // The embedding shards read sources and write vectors by URI (file:// or s3://, SLUICE_S3_*).
+      embeddingIo: (embeddingIo = new CompositeFileIO({ file: { baseDir: REPO_ROOT }, s3: sluiceEnv.s3 })),
     });
   }
 
@@ -97,6 +126,9 @@ export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void
   } finally {
     await connection.close();
     await sourcePools?.close();
+    await quota?.close();
+    await inferencePool?.close();
+    await embeddingIo?.close();
     await warehouse?.close();
     await runtime.close();
     logger.info('worker stopped');

@@ -26,22 +26,28 @@ import {
 } from '../schemas/cdc.js';
 import { PROGRESS_QUERY } from '../schemas/progress.js';
 import { SearchAttributes } from '../schemas/search-attributes.js';
+import { MergeOperations } from './cdc-merge-operations.js';
 import { parseWorkflowInput } from './validate-input.js';
 
-// A continuous pipeline should outlast a source outage, so transient failures retry without a limit (at most one
-// try a minute); permanent ones (typed, non-retryable) fail at once.
-const { mergeBatch } = proxyActivities<CdcActivities>({
-  startToCloseTimeout: '15m',
-  heartbeatTimeout: '1m',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
-  summary: 'merge one batch of slot changes into Iceberg',
-});
-
-const { advanceSlot, slotStatus } = proxyActivities<CdcActivities>({
-  startToCloseTimeout: '1m',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
-  summary: 'advance the replication slot past committed changes',
-});
+/**
+ * The merge's activities. A continuous pipeline should outlast a source outage, so transient failures retry
+ * without a limit (at most one try a minute); permanent ones (typed, non-retryable) fail at once.
+ * `workerLossTimeoutMs` (default 1 min) is how soon the work of a dead worker is retried elsewhere.
+ */
+function mergeActivities(workerLossTimeoutMs: number) {
+  const { mergeBatch } = proxyActivities<CdcActivities>({
+    startToCloseTimeout: '15m',
+    heartbeatTimeout: workerLossTimeoutMs,
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
+    summary: 'merge one batch of slot changes into Iceberg',
+  });
+  const { advanceSlot, slotStatus } = proxyActivities<CdcActivities>({
+    startToCloseTimeout: workerLossTimeoutMs,
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+    summary: 'advance the replication slot past committed changes',
+  });
+  return { mergeBatch, advanceSlot, slotStatus };
+}
 
 /** The shared `progress` query, answered with the merge's full status. */
 export const cdcMergeProgressQuery = defineQuery<CdcMergeProgress>(PROGRESS_QUERY);
@@ -59,6 +65,7 @@ export const cdcMergeFlushSignal = defineSignal(CDC_MERGE_SIGNALS.flush);
  */
 export async function cdcMerge(rawInput: CdcMergeInput): Promise<void> {
   const input = parseWorkflowInput(CdcMergeInput, rawInput, 'cdcMerge input');
+  const { mergeBatch, advanceSlot, slotStatus } = mergeActivities(input.workerLossTimeoutMs);
   const state = input.state ?? CdcMergeCarriedState.parse({});
   state.runs += 1;
   const tables = input.tables.map((t) => t.icebergTable);
@@ -73,7 +80,10 @@ export async function cdcMerge(rawInput: CdcMergeInput): Promise<void> {
     unit: 'rows',
     detail:
       `${state.batches} batches, ${state.rowsMerged} rows merged` +
-      (state.lagBytes === undefined ? '' : `, lag ${state.lagBytes} bytes`),
+      (state.lagBytes === undefined ? '' : `, lag ${state.lagBytes} bytes`) +
+      (state.blockedTables.length === 0
+        ? ''
+        : `; BLOCKED by a source schema change: ${state.blockedTables.map((b) => b.table).join(', ')}`),
     sourceName: input.sourceName,
     slot: input.slot,
     tables,
@@ -87,28 +97,37 @@ export async function cdcMerge(rawInput: CdcMergeInput): Promise<void> {
   setHandler(cdcMergeFlushSignal, () => {
     flushRequested = true;
   });
-  // The phase search attribute changes only between running and paused: an upsert per batch would fill the history.
-  let shownPhase: 'running' | 'paused' = state.paused ? 'paused' : 'running';
+  // The phase search attribute changes only between running, paused and blocked (a table waits for an operator):
+  // an upsert per batch would fill the history.
+  const wantedPhase = (): 'running' | 'paused' | 'blocked' =>
+    state.paused ? 'paused' : state.blockedTables.length > 0 ? 'blocked' : 'running';
+  let shownPhase = wantedPhase();
   upsertSearchAttributes([
     { key: SearchAttributes.pipeline, value: 'cdc-merge' },
     { key: SearchAttributes.dataset, value: tables.join(',') },
     { key: SearchAttributes.phase, value: shownPhase },
   ]);
-  const showPhase = (next: 'running' | 'paused') => {
+  const showPhase = (next: 'running' | 'paused' | 'blocked') => {
     if (next === shownPhase) return;
     shownPhase = next;
     upsertSearchAttributes([{ key: SearchAttributes.phase, value: next }]);
   };
 
+  // Operator updates (resolve a blocked table, forget a key, replay the quarantine) run here, between batches.
+  const operations = new MergeOperations(input, state, () => showPhase(wantedPhase()));
+  operations.install();
+
   let idleWaitMs = input.pollIntervalMs;
   for (let iteration = 1; ; iteration++) {
     if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('cdc-merge was cancelled');
-    if (state.paused && !flushRequested) {
+    await operations.runPending();
+    while (state.paused && !flushRequested) {
       phase = 'paused';
       showPhase('paused');
-      await condition(() => !state.paused || flushRequested);
+      await condition(() => !state.paused || flushRequested || operations.hasWork());
+      await operations.runPending();
     }
-    showPhase(state.paused ? 'paused' : 'running');
+    showPhase(wantedPhase());
     flushRequested = false;
 
     // Once a batch is read, it is merged and the slot advanced even if a cancel arrives meanwhile.
@@ -124,12 +143,27 @@ export async function cdcMerge(rawInput: CdcMergeInput): Promise<void> {
     state.lagBytes = status.lagBytes;
     state.retainedWalBytes = status.retainedWalBytes;
     state.lagSeconds = result.lagSeconds;
+    operations.afterBatch(result, result.lastSourceCommitTime ?? workflowInfo().runStartTime.toISOString());
+    const walAlert = BigInt(status.retainedWalBytes) > BigInt(input.retainedWalAlertBytes);
+    if (walAlert && !state.retainedWalAlert) {
+      log.warn('cdc-merge: the slot retains more WAL than the alert limit', {
+        slot: input.slot,
+        retainedWalBytes: status.retainedWalBytes,
+        limit: input.retainedWalAlertBytes,
+      });
+    }
+    state.retainedWalAlert = walAlert;
     if (result.quarantined > 0) {
       log.warn('cdc-merge quarantined changes', { count: result.quarantined, file: result.quarantineFile });
     }
 
     if (iteration >= input.iterationsPerRun || workflowInfo().continueAsNewSuggested) {
-      await condition(allHandlersFinished);
+      // Updates wait for the loop to run their action, so keep running actions until every handler is done.
+      await operations.runPending();
+      while (!allHandlersFinished()) {
+        await condition(() => allHandlersFinished() || operations.hasWork());
+        await operations.runPending();
+      }
       await continueAsNew<typeof cdcMerge>({ ...rawInput, state });
     }
 
@@ -145,7 +179,7 @@ export async function cdcMerge(rawInput: CdcMergeInput): Promise<void> {
       idleWaitMs = Math.min(idleWaitMs * 2, input.idleIntervalMs);
       phase = 'idle';
     }
-    await condition(() => flushRequested || state.paused, waitMs);
+    await condition(() => flushRequested || state.paused || operations.hasWork(), waitMs);
   }
 
   async function mergeAndAdvance(): Promise<{ result: MergeBatchResult; status: CdcSlotStatus }> {
@@ -159,6 +193,7 @@ export async function cdcMerge(rawInput: CdcMergeInput): Promise<void> {
         slot: input.slot,
         publication: input.publication,
         maxChanges: input.maxChangesPerBatch,
+        ...(state.blockedTables.length > 0 ? { blockedTables: state.blockedTables.map((b) => b.table) } : {}),
       });
     } catch (err) {
       throw permanentFailure(err, input.sourceName);
@@ -173,13 +208,13 @@ export async function cdcMerge(rawInput: CdcMergeInput): Promise<void> {
 }
 
 /** A failed merge activity as the workflow's failure: the activity's type, named for the source. */
-function permanentFailure(err: unknown, sourceName: string): unknown {
+export function permanentFailure(err: unknown, sourceName: string, workflow = 'cdc-merge'): unknown {
   if (!(err instanceof ActivityFailure) || !(err.cause instanceof ApplicationFailure)) return err;
   const cause = err.cause;
   return ApplicationFailure.create({
     type: cause.type ?? 'InvalidInput',
     nonRetryable: true,
-    message: `cdc-merge of source "${sourceName}" stopped: ${cause.message}`,
+    message: `${workflow} of source "${sourceName}" stopped: ${cause.message}`,
     cause: err,
   });
 }

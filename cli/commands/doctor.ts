@@ -2,6 +2,7 @@ import { CommanderError, type Command } from 'commander';
 import { resolveConnection } from '../../client/connection.js';
 import { runDoctor, type DoctorCheck } from '../../client/doctor.js';
 import { baseTaskQueue, connectionOverrides, globals, stackConfig } from '../context.js';
+import { sluiceEnv } from '../../lib/config.js';
 
 const MARKS = { ok: '✓', warn: '!', fail: '✗' } as const;
 
@@ -32,6 +33,7 @@ export function registerDoctor(program: Command): void {
         namespace,
         baseTaskQueue: baseTaskQueue(config),
         gpuHosts: config.workers.gpu.hosts.map((h) => h.name),
+        inferenceProvider: sluiceEnv.inference.provider,
       });
       for (const line of formatDoctorReport(checks)) console.log(line);
       const failed = checks.filter((c) => !c.ok).length;

@@ -2,6 +2,14 @@ import type { Command } from 'commander';
 import { runWorkerProcess } from '../../workers/run-worker.js';
 import { connectionOverrides, globals, stackConfig } from '../context.js';
 
+interface WorkerCommandOptions {
+  pool: string;
+  host?: string;
+  bundle?: string;
+  metricsPort?: string;
+  slots?: string;
+}
+
 export function registerWorker(program: Command): void {
   program
     .command('worker')
@@ -13,7 +21,8 @@ export function registerWorker(program: Command): void {
       'prebuilt workflow bundle (cpu pool; default SLUICE_WORKFLOW_BUNDLE, else bundle at start)',
     )
     .option('--metrics-port <port>', 'Prometheus port, or "off" (default from temporal-dev.yml)')
-    .action(async (opts: { pool: string; host?: string; bundle?: string; metricsPort?: string }, cmd: Command) => {
+    .option('--slots <n>', 'gpu pool: concurrent GPU activities (default SLUICE_GPU_SLOTS, else temporal-dev.yml)')
+    .action(async (opts: WorkerCommandOptions, cmd: Command) => {
       if (opts.pool !== 'cpu' && opts.pool !== 'gpu')
         throw new Error(`--pool must be "cpu" or "gpu", not "${opts.pool}"`);
       const g = globals(cmd);
@@ -25,6 +34,10 @@ export function registerWorker(program: Command): void {
           throw new Error(`--metrics-port must be a port number or "off", not "${opts.metricsPort}"`);
         }
       }
+      const slots = opts.slots === undefined ? undefined : Number(opts.slots);
+      if (slots !== undefined && !(Number.isInteger(slots) && slots >= 1)) {
+        throw new Error(`--slots must be an integer ≥ 1, not "${opts.slots}"`);
+      }
       await runWorkerProcess({
         pool: opts.pool,
         host: opts.host,
@@ -32,6 +45,7 @@ export function registerWorker(program: Command): void {
         connection: connectionOverrides(g, config),
         bundlePath: opts.bundle,
         metricsPort,
+        ...(slots !== undefined ? { slots } : {}),
       });
     });
 }

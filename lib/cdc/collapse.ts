@@ -123,7 +123,8 @@ interface KeyState {
   lookupKey: PrimitiveValue[];
   order: number;
   origin: string;
-  raw: string;
+  /** The event, whose JSON (`raw`) is built only when a record needs it: serializing every event dominated. */
+  event: ChangeEvent;
   commitLsn?: string;
 }
 
@@ -136,6 +137,11 @@ interface TableState {
   watermark: bigint | undefined;
   events: number;
   skipped: number;
+}
+
+function isOrdered(events: readonly ChangeEvent[]): boolean {
+  for (let i = 1; i < events.length; i++) if (comparePositions(events[i - 1]!, events[i]!) > 0) return false;
+  return true;
 }
 
 /** Compares two events' positions: commit LSN, then change LSN, then sequence. */
@@ -151,6 +157,12 @@ const keyReplacer = (_k: string, v: unknown) =>
   typeof v === 'bigint' ? `${v}n` : v instanceof Uint8Array ? `bytes:${Buffer.from(v).toString('hex')}` : v;
 
 function keyText(values: readonly unknown[]): string {
+  // One integer or string column is the common key: skip JSON for it (a map key per change adds up).
+  if (values.length === 1) {
+    const v = values[0];
+    if (typeof v === 'bigint') return `[${v}n]`;
+    if (typeof v === 'number') return `[${v}]`;
+  }
   return JSON.stringify(values, keyReplacer);
 }
 
@@ -185,7 +197,8 @@ export function collapseChanges(events: readonly ChangeEvent[], options: Collaps
     });
   }
   const quarantined: QuarantineRecord[] = [];
-  const ordered = [...events].sort(comparePositions);
+  // Both readers hand events over in source order already; checking is O(n), sorting a copy is not.
+  const ordered = isOrdered(events) ? events : [...events].sort(comparePositions);
   ordered.forEach((event, order) => {
     const source = event.envelope.source;
     const table = `${source.schema}.${source.table}`;
@@ -244,8 +257,7 @@ function applyEvent(
     return;
   }
   checkColumns(state, event, before, after, commitLsn);
-  const raw = envelopeToJson(event.envelope);
-  const meta = { order, origin: event.origin, raw, ...(commitLsn === undefined ? {} : { commitLsn }) };
+  const meta = { order, origin: event.origin, event, ...(commitLsn === undefined ? {} : { commitLsn }) };
   if (op === 'd') {
     const key = readKey(state, event, before, 'before');
     state.keys.set(keyText(key), { ...deleteState(key), ...meta });
@@ -385,7 +397,7 @@ function tableChanges(name: string, state: TableState): TableChanges {
         fieldIds: [...row.unknown],
         lookupKey: row.lookupKey,
         origin: row.origin,
-        raw: row.raw,
+        raw: envelopeToJson(row.event.envelope),
         ...(row.commitLsn === undefined ? {} : { commitLsn: row.commitLsn }),
       });
     }

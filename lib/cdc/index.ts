@@ -14,3 +14,7 @@ export * from './pgoutput-reader.js';
 export * from './debezium-values.js';
 export * from './debezium-files.js';
 export * from './collapse.js';
+export * from './file-source.js';
+export * from './crash-points.js';
+export * from './schema-drift.js';
+export * from './quarantine-store.js';

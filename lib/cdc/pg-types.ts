@@ -193,6 +193,12 @@ const MICROS_PER_DAY = 86_400_000_000n;
  */
 export function pgTextToIceberg(type: IcebergType, text: string | null): unknown {
   if (text === null) return null;
+  // The common kinds first, without the `fail` closure: the merge converts every value of every change here.
+  if (type.kind === 'string') return text;
+  if (type.kind === 'long' && INT_TEXT.test(text)) {
+    const n = BigInt(text);
+    if (isInt64(n)) return n;
+  }
   const fail = (problem: string): never => {
     throw new ValueConversionError(typeToString(type), describeSourceValue(text), problem);
   };
@@ -220,8 +226,6 @@ export function pgTextToIceberg(type: IcebergType, text: string | null): unknown
     }
     case 'decimal':
       return decimalFromText(text, type.precision, type.scale, fail);
-    case 'string':
-      return text;
     case 'uuid':
       if (!UUID_TEXT.test(text)) fail('expected a UUID');
       return text.toLowerCase();

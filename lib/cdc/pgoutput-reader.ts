@@ -41,7 +41,13 @@ export interface ReadChangeBatchOptions {
 export interface BatchRelation {
   readonly table: string;
   readonly replicaIdentity: 'default' | 'nothing' | 'full' | 'index';
-  readonly columns: readonly { readonly name: string; readonly typeOid: number; readonly typeMod: number }[];
+  /** `isKey`: pgoutput's key flag, set on the replica identity's columns (every column under FULL). */
+  readonly columns: readonly {
+    readonly name: string;
+    readonly typeOid: number;
+    readonly typeMod: number;
+    readonly isKey?: boolean;
+  }[];
 }
 
 /** The result of {@link readChangeBatch}. */
@@ -234,7 +240,12 @@ export async function readChangeBatch(client: pg.ClientBase, options: ReadChange
             relations.set(qualifiedName({ schema: message.schema, table: message.name }), {
               table: qualifiedName({ schema: message.schema, table: message.name }),
               replicaIdentity: message.replicaIdentity,
-              columns: message.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, typeMod: c.typeMod })),
+              columns: message.columns.map((c) => ({
+                name: c.name,
+                typeOid: c.typeOid,
+                typeMod: c.typeMod,
+                isKey: (c.flags & 1) === 1,
+              })),
             });
             break;
           case 'insert':

@@ -180,6 +180,24 @@ export async function readSourceTable(client: pg.ClientBase, name: TableName): P
   };
 }
 
+/**
+ * The types of columns given by type oid and typmod, as a pgoutput Relation message lists them, resolved like
+ * {@link readSourceTable} resolves a table's columns (domains to their base types, arrays with their elements).
+ */
+export async function readColumnTypes(
+  client: pg.ClientBase,
+  columns: readonly { readonly typeOid: number; readonly typeMod: number }[],
+): Promise<PgType[]> {
+  if (columns.length === 0) return [];
+  const oids = columns.map((c) => String(c.typeOid));
+  const types = await readTypes(client, oids);
+  const displays = await client.query<{ display: string }>(
+    'SELECT format_type(o, m) AS display FROM unnest($1::oid[], $2::int[]) WITH ORDINALITY AS t(o, m, n) ORDER BY n',
+    [oids, columns.map((c) => c.typeMod)],
+  );
+  return columns.map((c, i) => resolveType(types, String(c.typeOid), c.typeMod, displays.rows[i]?.display ?? '?'));
+}
+
 /** Reads the types and, recursively, their array elements and domain base types. */
 async function readTypes(client: pg.ClientBase, oids: readonly string[]): Promise<Map<string, TypeRow>> {
   const result = await client.query<TypeRow>(

@@ -303,3 +303,231 @@ export function diffOrders(source: readonly OrderRow[], iceberg: readonly OrderR
   }
   return out;
 }
+
+// ---- the same workload as Debezium change files (the demo's source when no PostgreSQL can be started) ----------
+
+/** The topic of the demo's change files: Debezium names it `<server>.<schema>.<table>`. */
+export const DEMO_CHANGE_TOPIC = 'demo.public.orders';
+
+/** One change file the file workload wrote. */
+export interface ChangeFileWritten {
+  /** Kafka offset of its first record (in its name); the merge's high-water mark reaches it once it is applied. */
+  offset: bigint;
+  /** When the file was complete in the store (ms since the epoch). */
+  writtenAtMs: number;
+  changes: number;
+}
+
+/** What {@link runOrdersChangeFileWorkload} did, and the table its files describe. */
+export interface ChangeFileWorkloadResult {
+  files: ChangeFileWritten[];
+  changes: number;
+  inserts: number;
+  updates: number;
+  deletes: number;
+  elapsedMs: number;
+  /** The `orders` table the files describe, by id: what the merged Iceberg table must equal. */
+  expected: OrderRow[];
+}
+
+/** Options of {@link runOrdersChangeFileWorkload}. */
+export interface ChangeFileWorkloadOptions {
+  /** Rows of the initial snapshot (op `r`), ids 1…initialRows, in the first file. @default 1000 */
+  initialRows?: number;
+  /** @default 200 */
+  changesPerSecond?: number;
+  /** Files written per second, each with its share of the changes. @default 2 */
+  filesPerSecond?: number;
+  /** @default 15000 */
+  durationMs?: number;
+  /** @default 1 */
+  seed?: number;
+  signal?: AbortSignal;
+  /** Called after each file is stored (the snapshot file included). */
+  onFile?: (file: ChangeFileWritten) => void;
+}
+
+const ORDER_CONNECT_FIELDS = [
+  { field: 'id', type: 'int64', optional: false },
+  { field: 'customer', type: 'string', optional: false },
+  { field: 'status', type: 'string', optional: false },
+  {
+    field: 'amount',
+    type: 'bytes',
+    optional: true,
+    name: 'org.apache.kafka.connect.data.Decimal',
+    version: 1,
+    parameters: { scale: '2', 'connect.decimal.precision': '12' },
+  },
+  { field: 'updated_at', type: 'string', optional: false, name: 'io.debezium.time.ZonedTimestamp', version: 1 },
+];
+
+const ORDER_ENVELOPE_SCHEMA = {
+  type: 'struct',
+  name: `${DEMO_CHANGE_TOPIC}.Envelope`,
+  optional: false,
+  fields: [
+    {
+      field: 'before',
+      type: 'struct',
+      optional: true,
+      name: `${DEMO_CHANGE_TOPIC}.Value`,
+      fields: ORDER_CONNECT_FIELDS,
+    },
+    {
+      field: 'after',
+      type: 'struct',
+      optional: true,
+      name: `${DEMO_CHANGE_TOPIC}.Value`,
+      fields: ORDER_CONNECT_FIELDS,
+    },
+    { field: 'source', type: 'struct', optional: false, name: 'io.debezium.connector.postgresql.Source', fields: [] },
+    { field: 'op', type: 'string', optional: false },
+    { field: 'ts_ms', type: 'int64', optional: true },
+  ],
+};
+
+/** Connect's Decimal bytes: the unscaled value, big-endian two's complement, base64. */
+function connectDecimal(unscaled: bigint): string {
+  const bytes: number[] = [];
+  let v = unscaled;
+  for (;;) {
+    bytes.unshift(Number(v & 0xffn));
+    v >>= 8n;
+    const negative = (bytes[0]! & 0x80) !== 0;
+    if ((v === 0n && !negative) || (v === -1n && negative)) break;
+  }
+  return Buffer.from(bytes).toString('base64');
+}
+
+/**
+ * The demo workload as Debezium change files, the way the Kafka Connect S3 sink writes them
+ * (`<prefix><topic>/partition=0/<topic>+0+<offset>.json`, JSON converter with schemas): first a snapshot file of
+ * `initialRows` rows, then a file every `1/filesPerSecond` s with mixed inserts, updates and deletes (the same mix
+ * as {@link runOrdersWorkload}). Returns the table the files describe.
+ */
+export async function runOrdersChangeFileWorkload(
+  io: Pick<FileIO, 'write'>,
+  prefix: string,
+  options: ChangeFileWorkloadOptions = {},
+): Promise<ChangeFileWorkloadResult> {
+  const initialRows = options.initialRows ?? 1000;
+  const changesPerSecond = options.changesPerSecond ?? 200;
+  const filesPerSecond = options.filesPerSecond ?? 2;
+  const durationMs = options.durationMs ?? 15_000;
+  const random = prng(options.seed ?? 1);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+  const rows = new Map<number, { customer: string; status: string; amountCents: bigint; updatedAtMs: number }>();
+  const files: ChangeFileWritten[] = [];
+  const totals = { inserts: 0, updates: 0, deletes: 0 };
+  let offset = 0n;
+  let txId = 1;
+  const started = Date.now();
+
+  const image = (id: number) => {
+    const r = rows.get(id)!;
+    return {
+      id,
+      customer: r.customer,
+      status: r.status,
+      amount: connectDecimal(r.amountCents),
+      updated_at: `${new Date(r.updatedAtMs).toISOString().slice(0, -1)}000Z`,
+    };
+  };
+  const line = (op: 'r' | 'c' | 'u' | 'd', before: unknown, after: unknown) =>
+    JSON.stringify({
+      schema: ORDER_ENVELOPE_SCHEMA,
+      payload: {
+        before,
+        after,
+        source: { connector: 'postgresql', name: 'demo', db: 'demo', schema: 'public', table: 'orders', txId },
+        op,
+        ts_ms: Date.now(),
+      },
+    });
+  const writeFile = async (lines: string[], changes: number) => {
+    const name = `${DEMO_CHANGE_TOPIC}+0+${offset.toString().padStart(10, '0')}.json`;
+    await io.write(`${prefix}${DEMO_CHANGE_TOPIC}/partition=0/${name}`, lines.join('\n') + '\n');
+    const file = { offset, writtenAtMs: Date.now(), changes };
+    files.push(file);
+    offset += BigInt(lines.length);
+    options.onFile?.(file);
+  };
+
+  const snapshot: string[] = [];
+  for (let id = 1; id <= initialRows; id++) {
+    rows.set(id, {
+      customer: `customer ${id % 97}`,
+      status: pick(['new', 'paid', 'shipped']),
+      amountCents: BigInt((id * 7) % 100_000),
+      updatedAtMs: started - id * 60_000,
+    });
+    snapshot.push(line('r', null, image(id)));
+  }
+  await writeFile(snapshot, 0);
+
+  let nextId = initialRows + 1;
+  const live = [...rows.keys()];
+  const perFile = Math.max(1, Math.round(changesPerSecond / filesPerSecond));
+  const intervalMs = 1000 / filesPerSecond;
+  for (let k = 1; ; k++) {
+    const due = started + k * intervalMs;
+    if (due - started > durationMs || options.signal?.aborted) break;
+    const wait = due - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const lines: string[] = [];
+    for (let c = 0; c < perFile; c++) {
+      txId += 1;
+      const roll = random();
+      const at = Math.floor(random() * live.length);
+      const target = roll < 0.7 && live.length > 0 ? live[at] : undefined;
+      if (roll < 0.5 && target !== undefined) {
+        const before = image(target);
+        const r = rows.get(target)!;
+        rows.set(target, {
+          ...r,
+          status: pick(STATUSES),
+          amountCents: BigInt(Math.floor(random() * 10_000_000)),
+          updatedAtMs: Date.now(),
+        });
+        lines.push(line('u', before, image(target)));
+        totals.updates++;
+      } else if (roll < 0.7 && target !== undefined) {
+        const before = image(target);
+        rows.delete(target);
+        live[at] = live[live.length - 1]!;
+        live.pop();
+        lines.push(line('d', before, null), 'null'); // the sink writes Kafka's tombstone after a delete
+        totals.deletes++;
+      } else {
+        const id = nextId++;
+        rows.set(id, {
+          customer: `customer ${Math.floor(random() * 97)}`,
+          status: 'new',
+          amountCents: BigInt(Math.floor(random() * 10_000_000)),
+          updatedAtMs: Date.now(),
+        });
+        live.push(id);
+        lines.push(line('c', null, image(id)));
+        totals.inserts++;
+      }
+    }
+    await writeFile(lines, perFile);
+  }
+  const expected: OrderRow[] = [...rows.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([id, r]) => ({
+      id: String(id),
+      customer: r.customer,
+      status: r.status,
+      amount: decimalText(r.amountCents, 2),
+      updated_at: `${new Date(r.updatedAtMs).toISOString().slice(0, -1)}000Z`,
+    }));
+  return {
+    files,
+    changes: totals.inserts + totals.updates + totals.deletes,
+    ...totals,
+    elapsedMs: Date.now() - started,
+    expected,
+  };
+}
