@@ -8,6 +8,7 @@ import { QuotaAccessDenied, QuotaValidationError, QuotaVersionConflict, isQuotaE
 import { buildPlan, type Rightsizer } from '../lib/quota/plan.js';
 import { alignWithBudget } from '../lib/quota/rightsizing/budget.js';
 import { defaultPolicy, recommend } from '../lib/quota/rightsizing/recommend.js';
+import { defaultScheduleOptions, recommendSchedule } from '../lib/quota/rightsizing/schedule.js';
 import type { QuotaStore } from '../lib/quota/store.js';
 import { icebergUsageReader, prometheusUsageReader, type UsageReader } from '../lib/quota/usage.js';
 import type { FileIO } from '../lib/storage/file-io.js';
@@ -53,6 +54,10 @@ export const defaultRightsizer: Rightsizer = {
     const policy = defaultPolicy(resource);
     const rec = recommend(current, samples, policy, nowMs);
     return { value: rec.value, warnings: rec.warnings, reason: rec.reason, floor: policy.floor };
+  },
+  recommendSchedule(resource, current, samples, nowMs) {
+    const r = recommendSchedule(current, samples, defaultPolicy(resource), nowMs, defaultScheduleOptions(resource));
+    return { mode: r.mode, slotHours: r.slotHours, values: r.values, warnings: r.warnings, reason: r.reason };
   },
   align(items, budgetPerHour, strategy) {
     const aligned = alignWithBudget(items, budgetPerHour, strategy);
@@ -119,11 +124,11 @@ export function createQuotaActivities(deps: QuotaActivityDeps) {
           usage,
           nowMs,
           rightsizer: defaultRightsizer,
-          validate: async (quota, spec) => {
+          validate: async (quota, spec, schedule) => {
             Context.current().heartbeat({ phase: 'validating', quotaId: quota.id });
             try {
               await deps.store.write(
-                [{ op: 'update', quotaId: quota.id, expectedVersion: quota.version, patch: { spec } }],
+                [{ op: 'update', quotaId: quota.id, expectedVersion: quota.version, patch: { spec, schedule } }],
                 config.actor,
                 'rightsizer plan check',
                 { dryRun: true },
@@ -151,7 +156,7 @@ export function createQuotaActivities(deps: QuotaActivityDeps) {
         op: 'update' as const,
         quotaId: w.quotaId,
         expectedVersion: w.expectedVersion,
-        patch: { spec: w.spec },
+        patch: { spec: w.spec, ...(w.schedule !== undefined ? { schedule: w.schedule } : {}) },
       }));
       if (input.atomic) {
         try {
@@ -213,8 +218,10 @@ export function createQuotaActivities(deps: QuotaActivityDeps) {
         };
         await deps.store.withDispatchLock(async (all) => {
           if (t.yunikornQueuesFile) {
+            // Scheduled quotas render the value of the current UTC slot; see docs/quota.md for the re-render.
             result.yunikornQueues = await writeYunikornQueues(t.yunikornQueuesFile, all, {
               partition: t.yunikornPartition,
+              atMs: input.at ? Date.parse(input.at) : now(),
             });
           }
           if (t.rateLimitRulesFile) {

@@ -83,6 +83,45 @@ export const QuotaOwners = z
   .refine((o) => o.users.length + o.groups.length > 0, { message: 'a quota needs at least one owner (user or group)' });
 export type QuotaOwners = z.infer<typeof QuotaOwners>;
 
+/** A slot-value list of a schedule: value `k` is in force during UTC hours [k·slotHours, (k+1)·slotHours). */
+const SlotValues = z.array(z.number().finite().min(0)).min(1).max(24);
+
+/**
+ * A time-of-day schedule of a quota's rightsized fields (the rightsizer's time-of-day mode). The spec keeps the
+ * highest slot value of each field (what validation, budgets and flat consumers see); dispatch applies the value of
+ * the current UTC slot. Absent on a quota: the spec's values hold all day.
+ */
+export const QuotaSchedule = z
+  .strictObject({
+    slotHours: z
+      .number()
+      .int()
+      .refine((h) => h >= 1 && 24 % h === 0, 'slotHours must divide 24'),
+    values: z.strictObject({
+      maxMemoryMb: SlotValues.optional(),
+      maxVcores: SlotValues.optional(),
+      maxApps: SlotValues.optional(),
+      qps: SlotValues.optional(),
+      bandwidthBytesPerSec: SlotValues.optional(),
+      value: SlotValues.optional(),
+    }),
+  })
+  .superRefine((s, ctx) => {
+    const fields = Object.entries(s.values).filter(([, v]) => v !== undefined);
+    if (fields.length === 0) ctx.addIssue({ code: 'custom', message: 'a schedule needs at least one field' });
+    for (const [field, v] of fields) {
+      if (v!.length !== 24 / s.slotHours) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['values', field],
+          message: `needs ${24 / s.slotHours} slot values for slotHours ${s.slotHours}, got ${v!.length}`,
+        });
+      }
+    }
+  });
+export type QuotaSchedule = z.infer<typeof QuotaSchedule>;
+export type ScheduledField = keyof QuotaSchedule['values'];
+
 /** A quota as written: everything but the version and the bookkeeping. */
 export const QuotaDraft = z.strictObject({
   id: QuotaId,
@@ -92,6 +131,8 @@ export const QuotaDraft = z.strictObject({
   /** Tier name, e.g. `critical`, `standard`, `batch`: the budget cut and the approval rules depend on it. */
   tier: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, 'a tier name such as "critical"'),
   budgetGroup: BudgetGroupName,
+  /** Time-of-day values of rightsized fields; absent: the spec's values hold all day. */
+  schedule: QuotaSchedule.optional(),
 });
 export type QuotaDraft = z.input<typeof QuotaDraft>;
 
@@ -218,6 +259,11 @@ export const QuotaRightsizeInput = z.strictObject({
   actor: z.string().min(1).default('sluice-rightsizer'),
   /** Plan only: apply and dispatch nothing. @default false */
   dryRun: z.boolean().default(false),
+  /**
+   * Only re-render the dispatch targets from the store (no plan, no writes), so that time-of-day schedules switch
+   * slot: what the slot-boundary Schedule starts. @default false
+   */
+  dispatchOnly: z.boolean().default(false),
   dispatch: DispatchTargets.default(DispatchTargets.parse({})),
   /** The time the plan is computed for (ISO); the workflow's start time when omitted. For tests and replays. */
   asOf: IsoTime.optional(),
@@ -246,7 +292,13 @@ export const PlanFieldChange = z.object({
   recommended: z.number(),
   /** After budget alignment. */
   proposed: z.number(),
-  /** |proposed − current| / current (1 when current is 0 and proposed is not). */
+  /** Time-of-day mode: the value per slot in force before the plan (when the quota had a schedule). */
+  currentSlots: z.array(z.number()).optional(),
+  /** Time-of-day mode: the proposed value per slot; `proposed` is then their maximum. */
+  proposedSlots: z.array(z.number()).optional(),
+  /** Slot length of `currentSlots`/`proposedSlots`. */
+  slotHours: z.number().int().optional(),
+  /** |proposed − current| / current (1 when current is 0 and proposed is not); with slots, the largest slot's. */
   changeRatio: z.number(),
   reason: z.string(),
 });
@@ -285,6 +337,10 @@ export const PlanEntry = z.object({
   version: z.number().int(),
   before: QuotaSpec,
   after: QuotaSpec,
+  /** The quota's schedule before the plan, when it has one. */
+  scheduleBefore: QuotaSchedule.optional(),
+  /** The planned schedule (the spec then holds each field's highest slot); absent: flat values. */
+  scheduleAfter: QuotaSchedule.optional(),
   changes: z.array(PlanFieldChange),
   gate: PlanGate,
   status: PlanEntryStatus,
@@ -318,6 +374,8 @@ export const QuotaWrite = z.strictObject({
   quotaId: QuotaId,
   expectedVersion: z.number().int().min(1),
   spec: QuotaSpec,
+  /** A new schedule, or null to drop it; absent: the schedule is left as it is. */
+  schedule: QuotaSchedule.nullable().optional(),
 });
 export type QuotaWrite = z.infer<typeof QuotaWrite>;
 
@@ -353,6 +411,8 @@ export const DispatchQuotasInput = z.strictObject({
   targets: DispatchTargets,
   /** The entries applied in this step, sent to the webhook. */
   applied: z.array(z.object({ quotaId: z.string(), before: QuotaSpec, after: QuotaSpec, actor: z.string() })),
+  /** The time scheduled quotas are rendered for (Yunikorn's value in force); the worker's clock when absent. */
+  at: IsoTime.optional(),
 });
 export type DispatchQuotasInput = z.input<typeof DispatchQuotasInput>;
 

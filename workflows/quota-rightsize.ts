@@ -20,7 +20,9 @@ import {
   type PlanEntry,
   type QuotaDecisionResult,
   type QuotaPlan,
+  type QuotaRightsizeConfig,
   type QuotaRightsizePhase,
+  type QuotaSchedule,
   type QuotaRightsizeResult,
 } from '../schemas/quota.js';
 import { SearchAttributes } from '../schemas/search-attributes.js';
@@ -82,6 +84,7 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
   ]);
 
   const asOf = input.asOf ?? workflowInfo().startTime.toISOString();
+  if (input.dispatchOnly) return dispatchOnly(input.budgetGroup, input.dispatch, asOf, setPhase);
   const plan = await planQuotaRightsize({ ...input, asOf });
   const entries = new Map(plan.entries.map((e) => [e.quotaId, e]));
   const changing = plan.entries.filter((e) => e.gate !== 'none');
@@ -156,7 +159,13 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
       }
       const writes = ids.map((id) => {
         const e = entries.get(id)!;
-        return { quotaId: id, expectedVersion: e.version, spec: d.decision === 'modify' ? d.specs![id]! : e.after };
+        const modified = d.decision === 'modify';
+        return {
+          quotaId: id,
+          expectedVersion: e.version,
+          spec: modified ? d.specs![id]! : e.after,
+          ...scheduleOf(e, modified),
+        };
       });
       const outcomes = await applyQuotaChanges({ writes, actor: d.user, reason, atomic: true });
       const applied: Array<{ quotaId: string; before: PlanEntry['before']; after: PlanEntry['after']; actor: string }> =
@@ -164,6 +173,7 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
       for (const w of writes) {
         const e = entries.get(w.quotaId)!;
         e.after = w.spec;
+        if (w.schedule === null) delete e.scheduleAfter;
         e.status = 'applied';
         e.note = `${d.decision === 'modify' ? 'modified' : 'approved'} by ${d.user}: ${reason}`;
         applied.push({ quotaId: e.quotaId, before: e.before, after: e.after, actor: d.user });
@@ -206,7 +216,12 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
     if (auto.length > 0) {
       setPhase('applying');
       const outcomes = await applyQuotaChanges({
-        writes: auto.map((e) => ({ quotaId: e.quotaId, expectedVersion: e.version, spec: e.after })),
+        writes: auto.map((e) => ({
+          quotaId: e.quotaId,
+          expectedVersion: e.version,
+          spec: e.after,
+          ...scheduleOf(e, false),
+        })),
         actor: input.actor,
         reason: `quota-rightsize ${input.budgetGroup}: change within ${input.autoApplyMaxChange * 100}% applied automatically (${workflowId})`,
         atomic: false,
@@ -269,6 +284,53 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
     refused: count('refused'),
     unchanged: count('unchanged'),
     reminders,
+    plan,
+  };
+}
+
+/**
+ * A time-of-day schedule travels with its write: the planned one, or null to drop the one the quota had (a plan back
+ * to flat values, or an owner's `modify`, which sets flat values). Quotas without either write exactly as before.
+ */
+function scheduleOf(e: PlanEntry, modified: boolean): { schedule?: QuotaSchedule | null } {
+  if (!e.scheduleBefore && !e.scheduleAfter) return {};
+  return { schedule: modified ? null : (e.scheduleAfter ?? null) };
+}
+
+/**
+ * `dispatchOnly` runs: re-render every target from the store at `asOf`, so quotas with a time-of-day schedule get
+ * the value of the slot now in force (a Schedule starts one at each slot boundary; see docs/quota.md).
+ */
+async function dispatchOnly(
+  budgetGroup: string,
+  targets: QuotaRightsizeConfig['dispatch'],
+  asOf: string,
+  setPhase: (p: QuotaRightsizePhase) => void,
+): Promise<QuotaRightsizeResult> {
+  const plan: QuotaPlan = {
+    budgetGroup,
+    asOf,
+    budgetPerHour: null,
+    spendBefore: 0,
+    spendAfter: 0,
+    overBudget: false,
+    entries: [],
+    warnings: [],
+    diff: `quota-rightsize dispatch only for budget group "${budgetGroup}" as of ${asOf}: targets re-rendered`,
+  };
+  setHandler(quotaPlanQuery, () => plan);
+  setPhase('dispatching');
+  await dispatchQuotas({ budgetGroup, targets, applied: [], at: asOf });
+  setPhase('done');
+  return {
+    budgetGroup,
+    applied: 0,
+    rejected: 0,
+    timedOut: 0,
+    conflicts: 0,
+    refused: 0,
+    unchanged: 0,
+    reminders: 0,
     plan,
   };
 }

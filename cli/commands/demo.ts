@@ -17,6 +17,9 @@ import {
   runOrdersWorkload,
 } from '../../lib/stack/demo-workload.js';
 import { openWarehouse, type Warehouse } from '../../lib/stack/warehouse.js';
+import { runIntentIndexDemo } from '../../lib/stack/demo-intent-index.js';
+import { poolEmbedder } from '../../lib/embedding/index.js';
+import { InferencePool } from '../../lib/inference/index.js';
 import {
   cdcFileMergeWorkflowId,
   cdcMergeWorkflowId,
@@ -148,6 +151,46 @@ interface CdcDemoContext {
 interface DemoRow {
   text: string;
   failed: boolean;
+}
+
+/**
+ * The embedding part: an `embedding-backfill` run builds the Text-to-SQL-style intent index (past query summaries
+ * plus table governance metadata) on the stack's GPU worker, publishes `intents@current`, and searches it with a
+ * tier filter (lib/stack/demo-intent-index.ts).
+ */
+async function runIntentDemo(client: Client, config: StackConfig, say: (line: string) => void): Promise<DemoRow> {
+  const started = Date.now();
+  const seconds = () => ((Date.now() - started) / 1000).toFixed(1).padStart(6);
+  let warehouse: Warehouse | undefined;
+  const pool = new InferencePool({ provider: 'cpu' });
+  try {
+    warehouse = await openWarehouse(config.defaults, { baseDir: REPO_ROOT, s3: sluiceEnv.s3 });
+    const hits = await withTimeout(
+      runIntentIndexDemo({
+        client,
+        taskQueue: baseTaskQueue(config),
+        catalog: warehouse.catalog,
+        io: warehouse.io,
+        embedder: poolEmbedder(pool),
+        indexRoot: `${warehouse.warehouse.replace(/\/+$/, '')}/indexes`,
+        print: (line) => say(`intent index: ${line}`),
+      }),
+      300_000,
+      'the intent-index backfill',
+    );
+    const top = hits[0];
+    return {
+      text:
+        `  ✓ ${'embedding-backfill'.padEnd(18)} ${seconds()} s  index intents@current: ${hits.length} gold-tier hits` +
+        (top ? `, best ${top.score.toFixed(3)} on ${String(top.metadata.table_name)}` : ''),
+      failed: false,
+    };
+  } catch (err) {
+    say(`intent index failed: ${err instanceof Error ? err.message : String(err)}`);
+    return { text: `  ✗ ${'embedding-backfill'.padEnd(18)} ${seconds()} s  ${String(err)}`, failed: true };
+  } finally {
+    await Promise.allSettled([pool.close(), warehouse?.close()]);
+  }
 }
 
 function row(mark: string, label: string, seconds: string, text: string): string {
@@ -485,6 +528,9 @@ export function registerDemo(program: Command): void {
         const cdc = await runCdcDemo({ client, config, namespace, stack, say, keepRunning: !opts.exit, forceFiles });
         rows.push(cdc.text);
         if (cdc.failed) failed += 1;
+        const intent = await runIntentDemo(client, config, say);
+        rows.push(intent.text);
+        if (intent.failed) failed += 1;
       } catch (err) {
         await stack.stop();
         throw err;

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import pg from 'pg';
 import { sluiceEnv } from '../../lib/config.js';
 import { renderPlanDiff } from '../../lib/quota/plan.js';
+import { formatSlots } from '../../lib/quota/schedule.js';
 import { openQuotaStoreAt, type QuotaPatch, type QuotaStore } from '../../lib/quota/store.js';
 import { QuotaDraft, QuotaSpec, type Quota, type QuotaDecision } from '../../schemas/quota.js';
 import { SearchAttributes } from '../../schemas/search-attributes.js';
@@ -58,6 +59,15 @@ function specSummary(spec: Quota['spec']): string {
   }
 }
 
+/** A quota's summary with its time-of-day schedule, when it has one (UTC slots). */
+function quotaSummary(q: Pick<Quota, 'spec' | 'schedule'>): string {
+  if (!q.schedule) return specSummary(q.spec);
+  const slots = Object.entries(q.schedule.values)
+    .filter((e): e is [string, number[]] => e[1] !== undefined)
+    .map(([field, values]) => `${field} ${formatSlots(values, q.schedule!.slotHours)}`);
+  return `${specSummary(q.spec)}; schedule (UTC): ${slots.join('; ')}`;
+}
+
 /** `field=value` pairs for a spec: numbers stay numbers, `null` is null, the rest strings. */
 function parseAssignments(pairs: readonly string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -98,7 +108,7 @@ export function registerQuota(program: Command): void {
       console.log(`${'QUOTA'.padEnd(40)} ${'GROUP'.padEnd(14)} ${'TIER'.padEnd(10)} ${'V'.padStart(4)}  LIMITS`);
       for (const q of quotas) {
         console.log(
-          `${q.id.padEnd(40)} ${q.budgetGroup.padEnd(14)} ${q.tier.padEnd(10)} ${String(q.version).padStart(4)}  ${specSummary(q.spec)}`,
+          `${q.id.padEnd(40)} ${q.budgetGroup.padEnd(14)} ${q.tier.padEnd(10)} ${String(q.version).padStart(4)}  ${quotaSummary(q)}`,
         );
       }
       if (quotas.length === 0) console.log('(no quotas)');
@@ -182,7 +192,7 @@ export function registerQuota(program: Command): void {
           }
           if (Object.keys(patch).length === 0) throw new Error('nothing to change: pass --set, --spec, --tier, … ');
           const updated = await store.update(id, version, patch, user, opts.reason);
-          console.log(`updated ${updated.id} to version ${updated.version} as ${user}: ${specSummary(updated.spec)}`);
+          console.log(`updated ${updated.id} to version ${updated.version} as ${user}: ${quotaSummary(updated)}`);
         });
       },
     );
@@ -204,8 +214,8 @@ export function registerQuota(program: Command): void {
       }
       for (const e of entries) {
         console.log(`${e.at}  v${e.version}  ${e.action.padEnd(6)} by ${e.actor}: ${e.reason}`);
-        if (e.before) console.log(`    before: ${specSummary(e.before.spec)}`);
-        if (e.after) console.log(`    after:  ${specSummary(e.after.spec)}`);
+        if (e.before) console.log(`    before: ${quotaSummary(e.before)}`);
+        if (e.after) console.log(`    after:  ${quotaSummary(e.after)}`);
       }
       if (entries.length === 0) console.log(`(no history for "${id}")`);
     });

@@ -6,9 +6,12 @@ import type {
   QuotaField,
   QuotaPlan,
   QuotaRightsizeConfig,
+  QuotaSchedule,
   QuotaSpec,
+  ScheduledField,
   UsageMetric,
 } from '../../schemas/quota.js';
+import { formatSlots, valuesByUtcHour } from './schedule.js';
 import type { UsageByQuota } from './usage.js';
 
 /**
@@ -34,6 +37,16 @@ export interface Rightsizer {
     samples: ReadonlyArray<{ hourStartMs: number; avg: number; peak: number }>,
     nowMs: number,
   ): { value: number; warnings: string[]; reason: string; floor: number };
+  /**
+   * Time-of-day mode (optional): a value per slot of the UTC day for `current` (the schedule in force, or the flat
+   * value). `mode: 'flat'` means the usage has no daily structure and the flat {@link recommend} value is used.
+   */
+  recommendSchedule?(
+    resource: RightsizeResource,
+    current: number | readonly number[],
+    samples: ReadonlyArray<{ hourStartMs: number; avg: number; peak: number }>,
+    nowMs: number,
+  ): { mode: 'schedule' | 'flat'; slotHours: number; values: number[]; warnings: string[]; reason: string };
   /** Cuts maxima to fit the budget; returns the aligned maximum per item, in input order. */
   align(
     items: ReadonlyArray<{
@@ -148,6 +161,21 @@ export function changeRatio(current: number, proposed: number): number {
   return Math.abs(proposed - current) / current;
 }
 
+/** The largest per-hour change ratio between two (possibly scheduled) values of a field. */
+export function scheduleChangeRatio(
+  current: number,
+  proposed: number,
+  currentSlots?: { values: readonly number[]; slotHours: number },
+  proposedSlots?: { values: readonly number[]; slotHours: number },
+): number {
+  if (!currentSlots && !proposedSlots) return changeRatio(current, proposed);
+  const cur = currentSlots ? valuesByUtcHour(currentSlots.values, currentSlots.slotHours) : new Array(24).fill(current);
+  const prop = proposedSlots
+    ? valuesByUtcHour(proposedSlots.values, proposedSlots.slotHours)
+    : new Array(24).fill(proposed);
+  return Math.max(...cur.map((c: number, h) => changeRatio(c, prop[h] as number)));
+}
+
 /** Inputs of {@link buildPlan}. */
 export interface BuildPlanInput {
   config: QuotaRightsizeConfig;
@@ -156,7 +184,7 @@ export interface BuildPlanInput {
   nowMs: number;
   rightsizer: Rightsizer;
   /** Validation problems per quota id for the proposed spec (the store's validators, run as a dry run). */
-  validate?: (quota: Quota, proposed: QuotaSpec) => Promise<string[]>;
+  validate?: (quota: Quota, proposed: QuotaSpec, schedule: QuotaSchedule | null) => Promise<string[]>;
 }
 
 /** Builds the plan of one budget group. */
@@ -167,16 +195,41 @@ export async function buildPlan(input: BuildPlanInput): Promise<QuotaPlan> {
 
   interface Draft {
     quota: Quota;
-    fields: Array<FieldPlan & { recommended: number; proposed: number; reason: string; floor: number }>;
+    fields: Array<
+      FieldPlan & {
+        recommended: number;
+        proposed: number;
+        reason: string;
+        floor: number;
+        /** The schedule in force for this field (quota units), when the quota has one. */
+        currentSlots?: number[];
+        /** Time-of-day mode: proposed value per slot (quota units); `proposed` is their maximum. */
+        slots?: number[];
+        slotHoursOf?: number;
+      }
+    >;
     warnings: string[];
   }
   const drafts: Draft[] = quotas.map((quota) => {
     const warnings: string[] = [];
+    const slotHours = quota.schedule?.slotHours ?? 24;
     const fields = rightsizedFields(quota.spec).map((f) => {
       const samples = input.usage.get(quota.id)?.get(f.metric) ?? [];
+      // In force: the schedule capped by the spec's value (as dispatch applies it).
+      const inForce = quota.schedule?.values[f.field as ScheduledField]?.map((v) => Math.min(v, f.current));
+      const currentSlots = inForce ? { currentSlots: [...inForce] } : {};
       if (samples.length === 0) {
         warnings.push(`${f.field}: no ${f.metric} usage in the last ${config.lookbackHours} h; kept ${f.current}`);
-        return { ...f, recommended: f.current, proposed: f.current, reason: 'no usage data: kept', floor: 0 };
+        // Kept as is, schedule included.
+        return {
+          ...f,
+          ...currentSlots,
+          ...(inForce ? { slots: [...inForce], slotHoursOf: slotHours } : {}),
+          recommended: f.current,
+          proposed: f.current,
+          reason: 'no usage data: kept',
+          floor: 0,
+        };
       }
       const scaled = samples.map((s) => ({ hourStartMs: s.hourStartMs, avg: s.avg / f.scale, peak: s.peak / f.scale }));
       const rec = rightsizer.recommend(f.resource, f.current / f.scale, scaled, nowMs);
@@ -192,7 +245,24 @@ export async function buildPlan(input: BuildPlanInput): Promise<QuotaPlan> {
         reason += `; raised to the guarantee ${f.guaranteed}`;
         value = f.guaranteed;
       }
-      return { ...f, recommended: value, proposed: value, reason, floor: rec.floor * f.scale };
+      const flat = { ...f, ...currentSlots, recommended: value, proposed: value, reason, floor: rec.floor * f.scale };
+      if (!rightsizer.recommendSchedule) return flat;
+      // Time-of-day mode: the library decides whether the usage is diurnal enough for a schedule.
+      const sched = rightsizer.recommendSchedule(
+        f.resource,
+        inForce ? inForce.map((v) => v / f.scale) : f.current / f.scale,
+        scaled,
+        nowMs,
+      );
+      if (sched.mode !== 'schedule') return flat;
+      const slots = sched.values.map((v) => Math.max(roundTo(v * f.scale, f.integer), f.guaranteed));
+      if (slots.some((v) => !(v > 0) || !Number.isFinite(v))) {
+        warnings.push(`${f.field}: the schedule had a slot at 0 or not finite; kept the flat value`);
+        return flat;
+      }
+      for (const w of sched.warnings) warnings.push(`${f.field}: ${w}`);
+      const top = Math.max(...slots);
+      return { ...flat, recommended: top, proposed: top, reason: sched.reason, slots, slotHoursOf: sched.slotHours };
     });
     return { quota, fields, warnings };
   });
@@ -236,6 +306,11 @@ export async function buildPlan(input: BuildPlanInput): Promise<QuotaPlan> {
           value = kept;
         }
         f.proposed = Math.max(value, f.guaranteed);
+        // A schedule is capped at the aligned maximum: every hour's spend then fits the budget too.
+        if (f.slots) {
+          f.slots = f.slots.map((v) => Math.max(Math.min(v, f.proposed), f.guaranteed));
+          f.proposed = Math.max(...f.slots);
+        }
       });
       if (overBudget) {
         planWarnings.push(
@@ -250,29 +325,44 @@ export async function buildPlan(input: BuildPlanInput): Promise<QuotaPlan> {
   for (const draft of drafts) {
     const { quota } = draft;
     let after = quota.spec;
+    const scheduled: QuotaSchedule['values'] = {};
+    let scheduleSlotHours: number | undefined;
     const changes: PlanFieldChange[] = draft.fields.map((f) => {
       after = withField(after, f.field, f.proposed);
+      const cur =
+        f.currentSlots && quota.schedule ? { values: f.currentSlots, slotHours: quota.schedule.slotHours } : undefined;
+      const prop = f.slots && f.slotHoursOf ? { values: f.slots, slotHours: f.slotHoursOf } : undefined;
+      if (prop) {
+        scheduled[f.field as ScheduledField] = prop.values;
+        scheduleSlotHours = prop.slotHours;
+      }
       return {
         field: f.field,
         current: f.current,
         recommended: f.recommended,
         proposed: f.proposed,
-        changeRatio: changeRatio(f.current, f.proposed),
+        ...(cur ? { currentSlots: cur.values } : {}),
+        ...(prop ? { proposedSlots: prop.values, slotHours: prop.slotHours } : {}),
+        changeRatio: scheduleChangeRatio(f.current, f.proposed, cur, prop),
         reason: f.reason,
       };
     });
+    let scheduleAfter: QuotaSchedule | undefined =
+      scheduleSlotHours === undefined ? undefined : { slotHours: scheduleSlotHours, values: scheduled };
     const biggest = Math.max(0, ...changes.map((c) => c.changeRatio));
     let gate: PlanGate = biggest === 0 ? 'none' : biggest <= config.autoApplyMaxChange ? 'auto' : 'approval';
     let note: string | undefined;
     if (gate !== 'none' && input.validate) {
-      const problems = await input.validate(quota, after);
+      const problems = await input.validate(quota, after, scheduleAfter ?? null);
       if (problems.length > 0) {
         note = `not applicable: ${problems.join('; ')}`;
         planWarnings.push(`${quota.id}: the proposed change fails validation (${problems.join('; ')}); kept as is`);
         gate = 'none';
         after = quota.spec;
+        scheduleAfter = quota.schedule;
       }
     }
+    if (gate === 'none') scheduleAfter = quota.schedule;
     entries.push({
       quotaId: quota.id,
       kind: quota.spec.kind,
@@ -281,6 +371,8 @@ export async function buildPlan(input: BuildPlanInput): Promise<QuotaPlan> {
       version: quota.version,
       before: quota.spec,
       after,
+      ...(quota.schedule ? { scheduleBefore: quota.schedule } : {}),
+      ...(scheduleAfter ? { scheduleAfter } : {}),
       changes,
       gate,
       status: gate === 'none' ? 'unchanged' : config.dryRun ? 'planned' : 'pending',
@@ -330,7 +422,24 @@ export function renderPlanDiff(plan: Omit<QuotaPlan, 'diff'>): string {
     const mark = changed.length > 0 && e.gate !== 'none' ? '~' : '=';
     lines.push(`${mark} ${e.quotaId} (${e.kind}, tier ${e.tier}, v${e.version}) [${e.gate}: ${e.status}]`);
     for (const c of e.gate === 'none' ? [] : changed) {
-      lines.push(`    ${c.field}: ${num(c.current)} → ${num(c.proposed)} (${pct(c.current, c.proposed)})  ${c.reason}`);
+      const slotHours = c.slotHours ?? e.scheduleBefore?.slotHours ?? 24;
+      const from = c.currentSlots
+        ? formatSlots(c.currentSlots, e.scheduleBefore?.slotHours ?? 24, num)
+        : num(c.current);
+      if (c.proposedSlots) {
+        lines.push(
+          `    ${c.field}: ${from} → ${formatSlots(c.proposedSlots, slotHours, num)} ` +
+            `(max ${pct(c.current, c.proposed)}, largest slot change ${(c.changeRatio * 100).toFixed(1)}%)  ${c.reason}`,
+        );
+      } else if (c.currentSlots) {
+        lines.push(
+          `    ${c.field}: ${from} → ${num(c.proposed)} all day (max ${pct(c.current, c.proposed)})  ${c.reason}`,
+        );
+      } else {
+        lines.push(
+          `    ${c.field}: ${num(c.current)} → ${num(c.proposed)} (${pct(c.current, c.proposed)})  ${c.reason}`,
+        );
+      }
     }
     if (e.note) lines.push(`    note: ${e.note}`);
     for (const w of e.warnings) lines.push(`    ! ${w}`);

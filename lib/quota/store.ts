@@ -6,6 +6,7 @@ import {
   type QuotaActor,
   type QuotaAuditEntry,
   type QuotaKind,
+  type QuotaSchedule,
 } from '../../schemas/quota.js';
 import { QuotaAccessDenied, QuotaExists, QuotaNotFound, QuotaValidationError, QuotaVersionConflict } from './errors.js';
 import { defaultValidators, runValidators, type QuotaChange, type QuotaValidator } from './validation.js';
@@ -38,6 +39,8 @@ export interface QuotaStoreOptions {
 /** A change to an existing quota: the fields to replace. */
 export interface QuotaPatch {
   spec?: QuotaSpec;
+  /** A time-of-day schedule, or null to drop it; absent: kept. */
+  schedule?: QuotaSchedule | null;
   owners?: { users?: string[]; groups?: string[] };
   tier?: string;
   budgetGroup?: string;
@@ -65,6 +68,8 @@ interface QuotaRow {
   project: string;
   workload: string;
   spec: unknown;
+  /** Added by a later migration; null: no schedule. */
+  schedule?: unknown;
   owners: unknown;
   tier: string;
   budget_group: string;
@@ -78,6 +83,7 @@ function rowToQuota(row: QuotaRow): Quota {
     id: row.id,
     hierarchy: { org: row.org, project: row.project, workload: row.workload },
     spec: row.spec,
+    ...(row.schedule !== null && row.schedule !== undefined ? { schedule: row.schedule } : {}),
     owners: row.owners,
     tier: row.tier,
     budgetGroup: row.budget_group,
@@ -135,6 +141,8 @@ export class QuotaStore {
         version integer NOT NULL CHECK (version >= 1),
         updated_at timestamptz NOT NULL,
         updated_by text NOT NULL)`);
+      // Time-of-day schedules (nullable: a quota without one behaves as before).
+      await c.query(`ALTER TABLE ${s}.quotas ADD COLUMN IF NOT EXISTS schedule jsonb`);
       await c.query(`CREATE INDEX IF NOT EXISTS quotas_budget_group_idx ON ${s}.quotas (budget_group)`);
       await c.query(`CREATE TABLE IF NOT EXISTS ${s}.audit (
         seq bigserial PRIMARY KEY,
@@ -399,8 +407,10 @@ export class QuotaStore {
           changes.push({ previous, next: null });
           continue;
         }
+        const { schedule: _previousSchedule, ...unscheduled } = previous;
         const next: Quota = {
-          ...previous,
+          ...(op.patch.schedule === null ? unscheduled : previous),
+          ...(op.patch.schedule ? { schedule: op.patch.schedule } : {}),
           ...(op.patch.spec ? { spec: op.patch.spec } : {}),
           ...(op.patch.owners
             ? {
@@ -429,10 +439,11 @@ export class QuotaStore {
           const parsed = QuotaSpec.parse(next.spec);
           await c.query(
             `INSERT INTO ${this.t('quotas')}
-               (id, org, project, workload, kind, spec, owners, tier, budget_group, version, updated_at, updated_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+               (id, org, project, workload, kind, spec, owners, tier, budget_group, version, updated_at, updated_by,
+                schedule)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (id) DO UPDATE SET org = $2, project = $3, workload = $4, kind = $5, spec = $6, owners = $7,
-               tier = $8, budget_group = $9, version = $10, updated_at = $11, updated_by = $12`,
+               tier = $8, budget_group = $9, version = $10, updated_at = $11, updated_by = $12, schedule = $13`,
             [
               next.id,
               next.hierarchy.org,
@@ -446,6 +457,7 @@ export class QuotaStore {
               next.version,
               next.updatedAt,
               next.updatedBy,
+              next.schedule ? JSON.stringify(next.schedule) : null,
             ],
           );
         } else {

@@ -1,6 +1,7 @@
 import { QuotaDraft, type Quota } from '../../schemas/quota.js';
 import { formatPath } from '../../schemas/validation.js';
 import type { QuotaProblem } from './errors.js';
+import { scheduleProblems } from './schedule.js';
 
 /**
  * Pluggable validation. The store runs every validator on every write (the rightsizer's included) with the
@@ -44,6 +45,7 @@ export const structuralValidator: QuotaValidator = {
         owners: next.owners,
         tier: next.tier,
         budgetGroup: next.budgetGroup,
+        ...(next.schedule ? { schedule: next.schedule } : {}),
       });
       if (!parsed.success) {
         for (const issue of parsed.error.issues) {
@@ -72,7 +74,14 @@ export const maxGteGuaranteedValidator: QuotaValidator = {
   validate({ changes }) {
     const problems: QuotaProblem[] = [];
     for (const { next } of changes) {
-      if (next?.spec.kind !== 'capacity') continue;
+      if (!next) continue;
+      // Every slot of a time-of-day schedule is checked like the flat value.
+      if (next.schedule) {
+        for (const message of scheduleProblems(next.spec, next.schedule)) {
+          problems.push({ quotaId: next.id, rule: 'max-gte-guaranteed', message });
+        }
+      }
+      if (next.spec.kind !== 'capacity') continue;
       const s = next.spec;
       if (s.maxMemoryMb < s.guaranteedMemoryMb) {
         problems.push({

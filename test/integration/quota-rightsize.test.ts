@@ -392,6 +392,93 @@ describe('quota-rightsize on Temporal, PostgreSQL and Iceberg', () => {
     }
   });
 
+  it('plans, applies, audits and dispatches a time-of-day schedule for diurnal quotas; dispatch-only runs switch slots', async () => {
+    // Usage that follows the clock: busy 08–20 UTC, quiet otherwise.
+    const diurnal = (quotaId: string, metric: UsageMetric, busy: number, quiet: number): HourlyUsage[] =>
+      Array.from({ length: 192 }, (_, i) => {
+        const hourStartMs = NOW - (192 - i) * HOUR;
+        const h = new Date(hourStartMs).getUTCHours();
+        const peak = (h >= 8 && h < 20 ? busy : quiet) * (1 + ((i * 7) % 5) / 100);
+        return { quotaId, metric, hourStartMs, avg: peak * 0.8, p95: peak * 0.9, peak };
+      });
+    await store.setApprovers('g-diurnal', ['carol']);
+    await store.create(draft('gdiurnal/api/day', rate(500), 'g-diurnal'), 'carol', 'test setup');
+    await store.create(draft('gdiurnal/batch/day', capacity(256, 8192), 'g-diurnal'), 'carol', 'test setup');
+    await writeUsageSamples(temp.catalog, temp.io, [
+      ...diurnal('gdiurnal/api/day', 'qps', 400, 100),
+      ...diurnal('gdiurnal/batch/day', 'memoryMb', 6000, 1500),
+    ]);
+    const rulesFile = path.join(dir, 'rate-limits-diurnal.json');
+    const queuesFile = path.join(dir, 'queues-diurnal.yaml');
+    const targets = { yunikornQueuesFile: queuesFile, rateLimitRulesFile: rulesFile };
+    const run = await startQuotaRightsize(t.client, input('g-diurnal', { autoApplyMaxChange: 10, dispatch: targets }), {
+      taskQueue: base,
+    });
+    const result = await run.result();
+    expect(result.applied).toBe(2);
+    for (const e of result.plan.entries) expect(e.scheduleAfter, e.quotaId).toBeDefined();
+    expect(result.plan.diff).toMatch(/qps: 500 → 00–\d\dh/);
+
+    // The store keeps the schedule with the quota, and the audit has it in `after`.
+    const api = await store.require('gdiurnal/api/day');
+    const batch = await store.require('gdiurnal/batch/day');
+    const apiSlots = api.schedule!.values.qps!;
+    expect(api.schedule).toEqual(result.plan.entries.find((e) => e.quotaId === api.id)!.scheduleAfter);
+    expect(api.spec).toMatchObject({ qps: Math.max(...apiSlots) });
+    expect((await store.history(api.id, { limit: 1 }))[0]!.after!.schedule).toEqual(api.schedule);
+
+    // The rules file carries the schedule by UTC hour, and the limiter applies the current slot.
+    const rules = JSON.parse(readFileSync(rulesFile, 'utf8')) as {
+      rules: Array<{ key: string; scheduleUtc?: { qps?: number[] } }>;
+    };
+    const hourly = rules.rules.find((r) => r.key === api.id)!.scheduleUtc!.qps!;
+    expect(hourly).toHaveLength(24);
+    const slotHours = api.schedule!.slotHours;
+    expect(hourly[3]).toBe(apiSlots[Math.floor(3 / slotHours)]);
+    expect(hourly[3]!).toBeLessThan(hourly[14]!);
+    let clock = Date.parse('2026-11-26T03:00:00Z');
+    const limiter = new RateLimiter({ now: () => clock });
+    const watch = await watchRulesFile(rulesFile, limiter, { fsEvents: false, pollIntervalMs: 60_000 });
+    try {
+      expect(limiter.ruleInForceFor(api.id)!.qps).toBe(hourly[3]);
+      clock = Date.parse('2026-11-26T14:00:00Z');
+      expect(limiter.ruleInForceFor(api.id)!.qps).toBe(hourly[14]);
+    } finally {
+      watch.close();
+    }
+
+    // Yunikorn: a dispatch-only run renders the value in force at its time (what the slot-boundary Schedule runs).
+    const memSlots = batch.schedule!.values.maxMemoryMb!;
+    const maxMemoryAt = async (iso: string) => {
+      const r = await startQuotaRightsize(
+        t.client,
+        input('g-diurnal', { dispatchOnly: true, asOf: iso, dispatch: targets }),
+        { taskQueue: base, workflowId: `quota-rightsize/g-diurnal/dispatch-${iso}` },
+      );
+      const res = await r.result();
+      expect(res.applied).toBe(0);
+      const doc = parse(readFileSync(queuesFile, 'utf8')) as {
+        partitions: Array<{
+          queues: Array<{
+            queues: Array<{
+              name: string;
+              queues: Array<{
+                name: string;
+                queues: Array<{ name: string; resources?: { max?: { memory?: string } } }>;
+              }>;
+            }>;
+          }>;
+        }>;
+      };
+      const org = doc.partitions[0]!.queues[0]!.queues.find((q) => q.name === 'gdiurnal')!;
+      return org.queues.find((q) => q.name === 'batch')!.queues.find((q) => q.name === 'day')!.resources!.max!.memory;
+    };
+    const batchSlotHours = batch.schedule!.slotHours;
+    expect(await maxMemoryAt('2026-11-26T03:00:00.000Z')).toBe(`${memSlots[Math.floor(3 / batchSlotHours)]}Mi`);
+    expect(await maxMemoryAt('2026-11-26T14:00:00.000Z')).toBe(`${memSlots[Math.floor(14 / batchSlotHours)]}Mi`);
+    expect(memSlots[Math.floor(3 / batchSlotHours)]!).toBeLessThan(memSlots[Math.floor(14 / batchSlotHours)]!);
+  });
+
   it('a `sluice worker --pool cpu` process with SLUICE_QUOTA_DATABASE_URL hosts the quota activities', async () => {
     // Its own queue, so only the spawned process can run the workflow; it opens the usage catalog of this test
     // through a private stack file, and the quota store through the environment.

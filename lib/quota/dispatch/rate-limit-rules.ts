@@ -1,5 +1,6 @@
 import type { Quota } from '../../../schemas/quota.js';
 import { RATE_LIMIT_RULES_FORMAT, type RateLimitRule, type RateLimitRulesFile } from '../limiter/rules.js';
+import { valuesByUtcHour } from '../schedule.js';
 import { writeFileAtomic } from './atomic-file.js';
 
 /**
@@ -12,6 +13,28 @@ export function rateLimitRulesOf(quotas: readonly Quota[], generatedAt: Date): R
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     .map((q) => {
       const spec = q.spec as Extract<Quota['spec'], { kind: 'rateLimit' }>;
+      const sq = q.schedule?.values.qps;
+      const sb = spec.bandwidthBytesPerSec === null ? undefined : q.schedule?.values.bandwidthBytesPerSec;
+      if (q.schedule && (sq || sb)) {
+        // Scheduled: the limiter switches by UTC hour; bursts follow the hour's rate (one second's worth).
+        const slotHours = q.schedule.slotHours;
+        return {
+          key: q.id,
+          qps: spec.qps,
+          bandwidthBytesPerSec: spec.bandwidthBytesPerSec,
+          scheduleUtc: {
+            // The spec's value is the ceiling of every slot (a hand edit that lowers it caps the schedule).
+            ...(sq ? { qps: valuesByUtcHour(sq, slotHours).map((v) => Math.min(v, spec.qps)) } : {}),
+            ...(sb
+              ? {
+                  bandwidthBytesPerSec: valuesByUtcHour(sb, slotHours).map((v) =>
+                    Math.min(v, spec.bandwidthBytesPerSec ?? v),
+                  ),
+                }
+              : {}),
+          },
+        };
+      }
       return {
         key: q.id,
         qps: spec.qps,

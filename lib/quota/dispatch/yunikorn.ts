@@ -1,4 +1,5 @@
 import { stringify } from 'yaml';
+import { specInForce } from '../schedule.js';
 import type { Quota } from '../../../schemas/quota.js';
 import { writeFileAtomic } from './atomic-file.js';
 
@@ -20,6 +21,11 @@ export interface YunikornRenderOptions {
   partition?: string;
   /** The root queue's submit ACL. @default '*' */
   rootSubmitAcl?: string;
+  /**
+   * The time the file is rendered for: a quota with a time-of-day schedule gets the values of the UTC slot that
+   * holds it. Without it, scheduled quotas render their spec (the highest slot values). @default undefined
+   */
+  atMs?: number;
 }
 
 interface YunikornQueue {
@@ -62,7 +68,7 @@ export function yunikornQueuesDocument(quotas: readonly Quota[], options: Yuniko
     if (!projects) orgs.set(org, (projects = new Map()));
     let leaves = projects.get(project);
     if (!leaves) projects.set(project, (leaves = []));
-    const s = q.spec;
+    const s = (options.atMs === undefined ? q.spec : specInForce(q, options.atMs)) as typeof q.spec;
     const guaranteed = resources(s.guaranteedMemoryMb, s.guaranteedVcores);
     const max = resources(s.maxMemoryMb, s.maxVcores);
     leaves.push({

@@ -33,8 +33,14 @@ export interface RateLimiterOptions {
 
 interface Entry {
   rule: RateLimitRule;
+  /** The UTC hour the buckets were built for (-1: the rule has no schedule). */
+  hour: number;
   requests: TokenBucket;
   bytes: TokenBucket | null;
+}
+
+function sameSchedule(a: RateLimitRule['scheduleUtc'], b: RateLimitRule['scheduleUtc']): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 }
 
 function sameRule(a: RateLimitRule, b: RateLimitRule): boolean {
@@ -42,8 +48,29 @@ function sameRule(a: RateLimitRule, b: RateLimitRule): boolean {
     a.qps === b.qps &&
     a.burst === b.burst &&
     a.bandwidthBytesPerSec === b.bandwidthBytesPerSec &&
-    a.burstBytes === b.burstBytes
+    a.burstBytes === b.burstBytes &&
+    sameSchedule(a.scheduleUtc, b.scheduleUtc)
   );
+}
+
+/** The UTC hour (0..23) of an epoch time. */
+function utcHour(ms: number): number {
+  return Math.floor((((ms % 86_400_000) + 86_400_000) % 86_400_000) / 3_600_000);
+}
+
+/** The rates of a rule at a UTC hour: its schedule's values for the hour, or the flat ones. */
+export function ruleInForce(rule: RateLimitRule, hour: number): RateLimitRule {
+  const s = rule.scheduleUtc;
+  if (!s) return rule;
+  const qps = s.qps?.[hour] ?? rule.qps;
+  const bw = rule.bandwidthBytesPerSec === null ? null : (s.bandwidthBytesPerSec?.[hour] ?? rule.bandwidthBytesPerSec);
+  return {
+    key: rule.key,
+    qps,
+    burst: rule.burst ?? Math.max(qps, 1),
+    bandwidthBytesPerSec: bw,
+    ...(bw === null ? {} : { burstBytes: rule.burstBytes ?? bw }),
+  };
 }
 
 export class RateLimiter {
@@ -68,21 +95,45 @@ export class RateLimiter {
         next.set(rule.key, old);
         continue;
       }
-      const burst = rule.burst ?? Math.max(rule.qps, 1);
-      const bytesRate = rule.bandwidthBytesPerSec;
-      const burstBytes = rule.burstBytes ?? bytesRate ?? 0;
-      // A changed rule starts from what the old bucket held (capped by the new size): a reload is no free refill.
-      next.set(rule.key, {
-        rule,
-        requests: new TokenBucket(rule.qps, burst, now, old ? old.requests.available(now) : undefined),
-        bytes:
-          bytesRate === null
-            ? null
-            : new TokenBucket(bytesRate, burstBytes, now, old?.bytes ? old.bytes.available(now) : undefined),
-      });
+      next.set(rule.key, this.build(rule, old, now));
     }
     this.table = next;
     this.generation += 1;
+  }
+
+  /** Buckets for a rule at `now` (a scheduled rule: for the current UTC hour), starting from `old`'s tokens. */
+  private build(rule: RateLimitRule, old: Entry | undefined, now: number): Entry {
+    const hour = rule.scheduleUtc ? utcHour(now) : -1;
+    const r = ruleInForce(rule, Math.max(hour, 0));
+    const burst = r.burst ?? Math.max(r.qps, 1);
+    const bytesRate = r.bandwidthBytesPerSec;
+    const burstBytes = r.burstBytes ?? bytesRate ?? 0;
+    // A changed rule starts from what the old bucket held (capped by the new size): a reload is no free refill.
+    return {
+      rule,
+      hour,
+      requests: new TokenBucket(r.qps, burst, now, old ? old.requests.available(now) : undefined),
+      bytes:
+        bytesRate === null
+          ? null
+          : new TokenBucket(bytesRate, burstBytes, now, old?.bytes ? old.bytes.available(now) : undefined),
+    };
+  }
+
+  /** The entry of a key with its buckets switched to the current slot when the rule is scheduled. */
+  private current(key: string, now: number): Entry | undefined {
+    const entry = this.table.get(key);
+    if (!entry || entry.hour < 0 || entry.hour === utcHour(now)) return entry;
+    const fresh = this.build(entry.rule, entry, now);
+    (this.table as Map<string, Entry>).set(key, fresh);
+    return fresh;
+  }
+
+  /** The rates in force for a key now (a scheduled rule's current hour), if it has a rule. */
+  ruleInForceFor(key: string): RateLimitRule | undefined {
+    const now = this.now();
+    const entry = this.current(key, now);
+    return entry ? ruleInForce(entry.rule, Math.max(entry.hour, 0)) : undefined;
   }
 
   /** The rule of a key, if any. */
@@ -97,9 +148,9 @@ export class RateLimiter {
 
   /** Decides one request of `requests` units and `bytes` bytes for `key`, taking the tokens when allowed. */
   tryAcquire(key: string, cost: { requests?: number; bytes?: number } = {}): LimitDecision {
-    const entry = this.table.get(key);
-    if (!entry) return { allowed: this.unknownKeys === 'allow', retryAfterMs: 0, ruleFound: false };
     const now = this.now();
+    const entry = this.current(key, now);
+    if (!entry) return { allowed: this.unknownKeys === 'allow', retryAfterMs: 0, ruleFound: false };
     const requests = cost.requests ?? 1;
     const bytes = cost.bytes ?? 0;
     // Check both before taking from either, so that a refusal takes nothing.

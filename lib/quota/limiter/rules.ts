@@ -23,6 +23,16 @@ export const RateLimitRule = z.strictObject({
   bandwidthBytesPerSec: z.number().finite().min(0).nullable().default(null),
   /** Bytes that may come at once. @default bandwidthBytesPerSec */
   burstBytes: z.number().finite().min(0).optional(),
+  /**
+   * A time-of-day schedule: 24 values per field, index = UTC hour. The limiter applies the current hour's value
+   * instead of `qps` / `bandwidthBytesPerSec` (and the bursts default to one second of it unless set). Absent: flat.
+   */
+  scheduleUtc: z
+    .strictObject({
+      qps: z.array(z.number().finite().min(0)).length(24).optional(),
+      bandwidthBytesPerSec: z.array(z.number().finite().min(0)).length(24).optional(),
+    })
+    .optional(),
 });
 export type RateLimitRule = z.infer<typeof RateLimitRule>;
 
