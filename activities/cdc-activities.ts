@@ -387,6 +387,11 @@ export function createCdcActivities(deps: CdcActivityDeps) {
           collapsed.tables.get(qualifiedName(target.source))!,
           batch.lastCommitEndLsn === undefined ? undefined : watermarkProperties(batch.lastCommitEndLsn),
           (next) => (phase = next),
+          (current) => {
+            if (readWatermark(currentSnapshot(current)?.summary) !== target.watermark) {
+              throw watermarkMoved(target.table.icebergTable);
+            }
+          },
         );
         quarantined.push(...applied.quarantined);
         const counts = { inserted: applied.inserted, updated: applied.updated, deleted: applied.deleted };
@@ -448,6 +453,8 @@ export function createCdcActivities(deps: CdcActivityDeps) {
     collapsed: TableChanges,
     snapshotProperties: Record<string, string> | undefined,
     setPhase: (phase: string) => void,
+    /** Refuses the commit when the table's watermark moved since the batch read it (see upsertRows' validate). */
+    validate: (current: TableMetadata) => void,
   ) {
     let changes = collapsed;
     const quarantined: QuarantineRecord[] = [];
@@ -467,6 +474,7 @@ export function createCdcActivities(deps: CdcActivityDeps) {
       ops: changes.ops,
       snapshotProperties,
       keyIndex,
+      validate,
     });
     if (result.snapshotId !== undefined) crashes.reach('after-commit', `${icebergTable} ${result.snapshotId}`);
     return {
@@ -586,6 +594,11 @@ export function createCdcActivities(deps: CdcActivityDeps) {
         collapsed.tables.get(qualifiedName(source))!,
         properties,
         (next) => (phase = next),
+        (current) => {
+          if (formatFilesWatermark(readFilesWatermark(current)) !== formatFilesWatermark(watermark)) {
+            throw watermarkMoved(input.icebergTable);
+          }
+        },
       );
       if (applied.quarantined.length > 0) {
         quarantined.push(...applied.quarantined);
@@ -598,12 +611,8 @@ export function createCdcActivities(deps: CdcActivityDeps) {
         phase = 'committing the high-water mark';
         crashes.reach('before-write', input.icebergTable);
         snapshotId = await commitWatermarkOnly(input.icebergTable, properties, (current) => {
-          const now = formatFilesWatermark(readFilesWatermark(current));
-          if (now !== formatFilesWatermark(watermark)) {
-            throw new Error(
-              `the high-water mark of "${input.icebergTable}" moved while the batch was read (another merge ` +
-                'attempt committed); the batch is read again',
-            );
+          if (formatFilesWatermark(readFilesWatermark(current)) !== formatFilesWatermark(watermark)) {
+            throw watermarkMoved(input.icebergTable);
           }
         });
         crashes.reach('after-commit', `${input.icebergTable} ${snapshotId}`);
@@ -844,4 +853,17 @@ function crashAfterTableFileWrites(io: FileIO, crashes: CrashInjector): FileIO {
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },
   });
+}
+
+/**
+ * The table's CDC watermark moved between reading a batch and committing it: another attempt of the same batch (a
+ * worker presumed dead that was only slow) committed first. Retryable: the retry reads the batch again and the
+ * watermark filter skips what was applied.
+ */
+function watermarkMoved(icebergTable: string) {
+  return typedFailure(
+    'CommitConflict',
+    `the CDC watermark of "${icebergTable}" moved while the batch was being merged (another attempt of this batch ` +
+      'committed first); nothing was committed, and the retry reads the batch again',
+  );
 }

@@ -96,6 +96,12 @@ export interface UpsertOptions {
   ops: readonly ChangeOp[];
   /** Custom snapshot summary properties, e.g. a CDC watermark. */
   snapshotProperties?: Record<string, string>;
+  /**
+   * Runs against the table's metadata at every commit attempt (after a lost race too), before the row-level conflict
+   * check; throw to refuse the commit. A CDC merge uses it to check that its watermark has not moved since it read
+   * the table, so two attempts of one batch never both commit.
+   */
+  validate?: (current: TableMetadata) => void | Promise<void>;
   /** Reuse key positions across calls. @default a cache for this call only */
   keyIndex?: KeyIndexCache;
   /** @default 5 */
@@ -310,6 +316,7 @@ export async function upsertRows(
     snapshotProperties: options.snapshotProperties,
     maxAttempts: options.maxCommitAttempts,
     validate: async (current) => {
+      await options.validate?.(current);
       if (current.currentSnapshotId === baseSnapshotId) return;
       await validateNoConflicts(io, current, baseSnapshotId, targets, keys, keyValues, tableName);
     },

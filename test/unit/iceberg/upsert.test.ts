@@ -6,6 +6,7 @@ import { scanTable } from '../../../lib/iceberg/scan.js';
 import { InvalidChangesError, KeyIndexCache, upsertRows, type ChangeOp } from '../../../lib/iceberg/upsert.js';
 import { RowLevelConflictError } from '../../../lib/iceberg/errors.js';
 import { Types, type Schema } from '../../../lib/iceberg/types.js';
+import type { TableMetadata } from '../../../lib/iceberg/metadata-json.js';
 import type { LocalFileIO } from '../../../lib/storage/index.js';
 
 const schema: Schema = {
@@ -177,6 +178,42 @@ describe('upsert with position deletes', () => {
       new Map([
         [5n, { name: 'new', qty: 1 }],
         [1000n, { name: 'other', qty: 9 }],
+      ]),
+    );
+  });
+
+  it('a validate hook sees the metadata of every commit attempt: two attempts of one batch do not both land', async () => {
+    // Two attempts of the same CDC batch insert the same new key. The row-level check would also refuse the slower
+    // one (its key is in a file added meanwhile); the hook runs first and refuses it for the real reason.
+    await appendColumns(catalog, io, 'db.t', {
+      ...changes([['upsert', 5, 'orig', 0]]),
+      snapshotProperties: { w: '1' },
+    });
+    const batch = () => ({ ...changes([['upsert', 7, 'seven', 7]]), snapshotProperties: { w: '2' } });
+    const watermarkUnchanged = (current: TableMetadata) => {
+      const summary = current.snapshots.find((s) => s.snapshotId === current.currentSnapshotId)?.summary;
+      if (summary?.w !== '1') throw new Error(`watermark moved to ${summary?.w}`);
+    };
+    let release!: () => void;
+    const committed = new Promise<void>((resolve) => (release = resolve));
+    const stalledIo = Object.create(io) as LocalFileIO;
+    let stalled = false;
+    stalledIo.write = async (uri, bytes) => {
+      if (!stalled) {
+        stalled = true;
+        await committed;
+      }
+      return io.write(uri, bytes);
+    };
+    const slow = upsertRows(catalog, stalledIo, 'db.t', { ...batch(), validate: watermarkUnchanged });
+    await new Promise((r) => setTimeout(r, 50));
+    await upsertRows(catalog, io, 'db.t', { ...batch(), validate: watermarkUnchanged });
+    release();
+    await expect(slow).rejects.toThrow(/watermark moved to 2/);
+    expect(await tableRows()).toEqual(
+      new Map([
+        [5n, { name: 'orig', qty: 0 }],
+        [7n, { name: 'seven', qty: 7 }],
       ]),
     );
   });
