@@ -14,6 +14,7 @@ export default tseslint.config(
       '.tools/**',
       '.sluice/**',
       'dist/**',
+      '**/dist/**',
       'test/histories/**',
       'bench/results/**',
     ],
