@@ -82,10 +82,12 @@ const mergeTuning = {
   maxChangesPerBatch: z.number().int().min(1).max(1_000_000).default(20_000),
   /**
    * `continuous`: merge, advance, and poll again after `pollIntervalMs` while there is work (at once when a batch was
-   * cut short), backing off to `idleIntervalMs` when idle. `scheduled` (a run per schedule tick) comes later.
+   * cut short), backing off to `idleIntervalMs` when idle. `scheduled`: merge batch after batch until the slot is
+   * caught up, then complete; a Schedule starts one run per tick (the reference system's way, with Sluice's
+   * latency per tick). Use one mode per source: a Schedule with overlap SKIP, and no continuous merge beside it.
    * @default continuous
    */
-  mode: z.literal('continuous').default('continuous'),
+  mode: z.enum(['continuous', 'scheduled']).default('continuous'),
   /** Wait after a batch that had changes. @default 1000 */
   pollIntervalMs: z.number().int().min(100).max(3_600_000).default(1000),
   /** Longest wait when idle; the wait doubles from `pollIntervalMs` up to this. @default 5000 */
@@ -361,7 +363,7 @@ export const CdcSlotStatus = z.object({
 export type CdcSlotStatus = z.infer<typeof CdcSlotStatus>;
 
 /** Phases of the merge loop, shown in the progress query and the `SluicePhase` search attribute. */
-export const CdcMergePhase = z.enum(['starting', 'merging', 'advancing', 'waiting', 'idle', 'paused']);
+export const CdcMergePhase = z.enum(['starting', 'merging', 'advancing', 'waiting', 'idle', 'paused', 'caught-up']);
 export type CdcMergePhase = z.infer<typeof CdcMergePhase>;
 
 /** What the merge's `progress` query returns: the shared {@link Progress} (rows merged) plus CDC status. */

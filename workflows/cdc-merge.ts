@@ -60,10 +60,10 @@ export const cdcMergeFlushSignal = defineSignal(CDC_MERGE_SIGNALS.flush);
 /**
  * The per-source merge loop (`cdc/<source>`): merge a batch of the slot's changes into the Iceberg tables, advance
  * the slot only after that commit, then wait per `mode`. Exactly once rests on each table's watermark, so a retried
- * batch or a slot that went back applies nothing twice. Runs until cancelled: a cancel lets the batch in flight
- * finish and commit, then ends the run as cancelled.
+ * batch or a slot that went back applies nothing twice. `continuous` runs until cancelled: a cancel lets the batch
+ * in flight finish and commit, then ends the run as cancelled. `scheduled` returns its counters once caught up.
  */
-export async function cdcMerge(rawInput: CdcMergeInput): Promise<void> {
+export async function cdcMerge(rawInput: CdcMergeInput): Promise<CdcMergeCarriedState | undefined> {
   const input = parseWorkflowInput(CdcMergeInput, rawInput, 'cdcMerge input');
   const { mergeBatch, advanceSlot, slotStatus } = mergeActivities(input.workerLossTimeoutMs);
   const state = input.state ?? CdcMergeCarriedState.parse({});
@@ -155,6 +155,24 @@ export async function cdcMerge(rawInput: CdcMergeInput): Promise<void> {
     state.retainedWalAlert = walAlert;
     if (result.quarantined > 0) {
       log.warn('cdc-merge quarantined changes', { count: result.quarantined, file: result.quarantineFile });
+    }
+
+    if (input.mode === 'scheduled' && !result.cutShort) {
+      // Caught up: this tick's run is done, after any operator update that arrived meanwhile. A table blocked by a
+      // schema change is detected again by the next run until an operator resolves it (docs/cdc-pipeline.md).
+      await operations.runPending();
+      while (!allHandlersFinished()) {
+        await condition(() => allHandlersFinished() || operations.hasWork());
+        await operations.runPending();
+      }
+      phase = 'caught-up';
+      log.info('cdc-merge caught up (scheduled mode)', {
+        source: input.sourceName,
+        batches: state.batches,
+        rowsMerged: state.rowsMerged,
+        confirmedLsn: state.confirmedLsn,
+      });
+      return state;
     }
 
     if (iteration >= input.iterationsPerRun || workflowInfo().continueAsNewSuggested) {

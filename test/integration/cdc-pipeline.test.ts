@@ -10,13 +10,20 @@ import type { Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createCdcActivities } from '../../activities/cdc-activities.js';
+import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { startCdcOnboard } from '../../client/pipelines.js';
 import { REPO_ROOT } from '../../lib/config.js';
 import { dropSlot } from '../../lib/cdc/slot.js';
 import { parseLsn } from '../../lib/cdc/lsn.js';
 import { currentSnapshot } from '../../lib/iceberg/metadata-json.js';
 import { createSourcePools, openWarehouse, type SourcePools, type Warehouse } from '../../lib/stack/warehouse.js';
-import type { CdcMergeProgress, MergeBatchResult } from '../../schemas/cdc.js';
+import {
+  cdcPublicationName,
+  cdcSlotName,
+  type CdcMergeInput,
+  type CdcMergeProgress,
+  type MergeBatchResult,
+} from '../../schemas/cdc.js';
 import { SearchAttributes } from '../../schemas/search-attributes.js';
 import {
   cdcMergeFlushSignal,
@@ -365,4 +372,95 @@ describe('cdc-onboard + cdc-merge on PostgreSQL, Temporal and Iceberg', () => {
       ),
     ).rejects.toThrow(/sourceName[\s\S]*table/);
   });
+
+  it('scheduled mode: each run merges until caught up and completes; a Schedule runs it per tick', async () => {
+    const sourceName = `sc${suffix}`;
+    await db.query('CREATE TABLE ticks (id bigint PRIMARY KEY, v int NOT NULL, label text)');
+    await db.query("INSERT INTO ticks SELECT g, g, 'start' FROM generate_series(1, 50) g");
+    const merge = { mode: 'scheduled' as const, maxChangesPerBatch: 20, pollIntervalMs: 200, idleIntervalMs: 400 };
+    const onboard = await startCdcOnboard(
+      t.client,
+      { source: { connectionString: databaseUrl }, sourceName, table: 'public.ticks', buckets: 2, merge },
+      { taskQueue: base },
+    );
+    slotsToDrop.push(cdcSlotName(sourceName));
+    const onboarded = await onboard.result();
+    expect(onboarded.mergeStarted).toBe(true);
+    const icebergTable = `${sourceName}.public.ticks`;
+    // The merge that onboarding started is a scheduled-mode run: nothing to catch up, so it completes by itself.
+    const first = await t.client.workflow.getHandle(`cdc/${sourceName}`).result();
+    expect(first).toMatchObject({ runs: 1, paused: false });
+
+    await db.query("INSERT INTO ticks SELECT g, g, 'late' FROM generate_series(51, 90) g");
+    await db.query("UPDATE ticks SET v = v * 10, label = 'updated' WHERE id % 4 = 0");
+    await db.query('DELETE FROM ticks WHERE id % 9 = 0');
+    const target = await currentLsn();
+
+    const mergeInput: CdcMergeInput = {
+      source: { connectionString: databaseUrl },
+      sourceName,
+      tables: [{ source: 'public.ticks', icebergTable }],
+      slot: cdcSlotName(sourceName),
+      publication: cdcPublicationName(sourceName),
+      ...merge,
+    };
+    const scheduleId = `cdc-tick-${suffix}`;
+    const schedule = await t.client.schedule.create({
+      scheduleId,
+      spec: { intervals: [{ every: '2s' }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'cdcMerge',
+        args: [mergeInput],
+        taskQueue: base,
+        workflowId: `cdc/${sourceName}/tick`,
+      },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP },
+    });
+    try {
+      // The slot reaches the workload only through a scheduled run that caught up and completed.
+      await eventually(
+        async () => {
+          const slot = await db.query<{ lsn: string }>(
+            'SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1',
+            [cdcSlotName(sourceName)],
+          );
+          return parseLsn(slot.rows[0]!.lsn) >= target ? true : undefined;
+        },
+        60_000,
+        'a scheduled run to merge the workload',
+      );
+      const runs = await eventually(
+        async () => {
+          const described = await schedule.describe();
+          const done = [];
+          for (const action of described.info.recentActions) {
+            const handle = t.client.workflow.getHandle(
+              action.action.workflow.workflowId,
+              action.action.workflow.firstExecutionRunId,
+            );
+            if ((await handle.describe()).status.name === 'COMPLETED') done.push(handle);
+          }
+          return done.length >= 2 ? done : undefined;
+        },
+        60_000,
+        'two completed scheduled runs',
+      );
+      const results = await Promise.all(runs.map((h) => h.result() as Promise<{ rowsMerged: number }>));
+      if (recordHistories) {
+        const history = await runs[0]!.fetchHistory();
+        writeFileSync(
+          path.join(REPO_ROOT, 'test/histories/cdc-merge-scheduled-run.json'),
+          historyToJSON(history) + '\n',
+        );
+      }
+      expect(results.reduce((n, r) => n + r.rowsMerged, 0)).toBeGreaterThanOrEqual(40 + 22 + 10);
+
+      const py = await readWithPyiceberg(catalogRef, { table: icebergTable, orderBy: ['id'] });
+      const expected = await db.query('SELECT id::text AS id, v, label FROM ticks ORDER BY ticks.id');
+      expect(py.rows).toEqual(expected.rows);
+    } finally {
+      await schedule.delete();
+    }
+  }, 180_000);
 });
