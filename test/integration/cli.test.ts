@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { SEARCH_ATTRIBUTE_KEYS } from '../../schemas/search-attributes.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { REPO_ROOT } from '../../lib/config.js';
 import { registerSearchAttributes } from '../../client/search-attribute-setup.js';
@@ -118,13 +119,9 @@ describe('sluice setup on a cluster without the search attributes', () => {
     server = await startTemporalDevServer({ logDir: path.join(inject('fixtureDir'), 'logs', 'setup') });
     const t = await connectToTestServer(server.address);
     try {
-      expect((await registerSearchAttributes(t.client.connection, 'default')).sort()).toEqual([
-        'SluiceDataset',
-        'SluiceGpuHost',
-        'SluiceModel',
-        'SluicePhase',
-        'SluicePipeline',
-      ]);
+      expect((await registerSearchAttributes(t.client.connection, 'default')).sort()).toEqual(
+        SEARCH_ATTRIBUTE_KEYS.map((k) => k.name).sort(),
+      );
       expect(await registerSearchAttributes(t.client.connection, 'default')).toEqual([]);
       const listed = await t.client.connection.operatorService.listSearchAttributes({ namespace: 'default' });
       expect(Object.keys(listed.customAttributes ?? {})).toContain('SluicePipeline');
