@@ -35,7 +35,7 @@ import {
   type Expression,
 } from './expressions.js';
 import { danglingDeleteFiles } from './maintenance/compact.js';
-import { writeManifestWithout, writeSnapshotManifest, WrittenFiles } from './maintenance/replace-commit.js';
+import { manifestsWithout, writeSnapshotManifest, WrittenFiles } from './maintenance/replace-commit.js';
 import {
   mayReferenceAny,
   partitionKey,
@@ -424,21 +424,16 @@ async function rowLevelWriteOnce(
         });
         removedDeleteFiles = dangling.map((e) => e.dataFile.filePath);
         const drop = new Set([...removed, ...removedDeleteFiles]);
-        const next: ManifestFile[] = [...addedManifests];
-        for (const { manifest, entries } of manifests) {
-          const hits = entries.filter((e) => drop.has(e.dataFile.filePath)).map((e) => e.dataFile.filePath);
-          if (hits.length === 0) {
-            if (entries.length > 0) next.push(manifest);
-            continue;
-          }
-          const key = `${manifest.manifestPath}\n${hits.sort().join('\n')}`;
-          let rewrittenManifest = rewrittenManifests.get(key);
-          if (rewrittenManifest === undefined) {
-            rewrittenManifest = writeManifestWithout(io, current, manifest, entries, drop, snapshotId, written);
-            rewrittenManifests.set(key, rewrittenManifest);
-          }
-          next.push(await rewrittenManifest);
-        }
+        const next = await manifestsWithout(
+          io,
+          current,
+          manifests,
+          drop,
+          addedManifests,
+          snapshotId,
+          written,
+          rewrittenManifests,
+        );
         const list = writeManifestList({
           snapshotId,
           parentSnapshotId: parent?.snapshotId ?? null,

@@ -20,7 +20,7 @@ import type { ParquetWriteTuning } from '../parquet/writer.js';
 import { liveEntries, planFiles, readTask, type FileScanTask } from '../scan.js';
 import { noChanges, type SnapshotChanges } from '../table-update.js';
 import { InvalidMaintenanceOptionsError, MaintenanceConflictError } from './errors.js';
-import { commitReplaceSnapshot, writeManifestWithout, writeSnapshotManifest, WrittenFiles } from './replace-commit.js';
+import { commitReplaceSnapshot, manifestsWithout, writeSnapshotManifest, WrittenFiles } from './replace-commit.js';
 import {
   integerProperty,
   mayReferenceAny,
@@ -199,24 +199,16 @@ export async function compactTable(
       removedDeleteFiles = dangling.map((e) => e.dataFile.filePath);
       const removed = new Set([...replaced, ...removedDeleteFiles]);
 
-      const next: ManifestFile[] = [...addedManifests];
-      for (const { manifest, entries } of manifests) {
-        const hits = entries.filter((e) => removed.has(e.dataFile.filePath)).map((e) => e.dataFile.filePath);
-        if (hits.length === 0) {
-          // As in Java, a manifest of an earlier snapshot without live files only records old removals, which
-          // that snapshot keeps; carrying it on would let such manifests pile up.
-          if (entries.length > 0) next.push(manifest);
-          continue;
-        }
-        // The same manifest with the same removals is the same file: reuse it when an attempt is retried.
-        const key = `${manifest.manifestPath}\n${hits.sort().join('\n')}`;
-        let rewritten = rewrittenManifests.get(key);
-        if (rewritten === undefined) {
-          rewritten = writeManifestWithout(io, current, manifest, entries, removed, snapshotId, written);
-          rewrittenManifests.set(key, rewritten);
-        }
-        next.push(await rewritten);
-      }
+      const next = await manifestsWithout(
+        io,
+        current,
+        manifests,
+        removed,
+        addedManifests,
+        snapshotId,
+        written,
+        rewrittenManifests,
+      );
       return {
         manifests: next,
         changes: compactionChanges(

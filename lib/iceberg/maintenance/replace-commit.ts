@@ -96,6 +96,40 @@ export async function writeSnapshotManifest(
 }
 
 /**
+ * The manifests of the next snapshot of a rewrite: `added` first, then each live manifest carried on as it is, or
+ * rewritten without the entries in `drop`. As in Java, a manifest of an earlier snapshot without live files only
+ * records old removals, which that snapshot keeps, so it is not carried on (such manifests would pile up). The same
+ * manifest with the same removals is the same file: `cache` reuses it when an attempt is retried.
+ */
+export async function manifestsWithout(
+  io: FileIO,
+  metadata: TableMetadata,
+  manifests: readonly { manifest: ManifestFile; entries: ManifestEntry[] }[],
+  drop: ReadonlySet<string>,
+  added: readonly ManifestFile[],
+  snapshotId: bigint,
+  written: WrittenFiles,
+  cache: Map<string, Promise<ManifestFile>>,
+): Promise<ManifestFile[]> {
+  const next: ManifestFile[] = [...added];
+  for (const { manifest, entries } of manifests) {
+    const hits = entries.filter((e) => drop.has(e.dataFile.filePath)).map((e) => e.dataFile.filePath);
+    if (hits.length === 0) {
+      if (entries.length > 0) next.push(manifest);
+      continue;
+    }
+    const key = `${manifest.manifestPath}\n${hits.sort().join('\n')}`;
+    let rewritten = cache.get(key);
+    if (rewritten === undefined) {
+      rewritten = writeManifestWithout(io, metadata, manifest, entries, drop, snapshotId, written);
+      cache.set(key, rewritten);
+    }
+    next.push(await rewritten);
+  }
+  return next;
+}
+
+/**
  * Rewrites a manifest without the files in `removed`: those become DELETED entries of `snapshotId` (keeping their
  * sequence numbers, as the spec requires), every other live entry becomes EXISTING with its original snapshot id
  * and sequence numbers, and entries that were already DELETED are dropped (their removal belongs to an older
