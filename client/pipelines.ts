@@ -171,85 +171,44 @@ export async function startPipeline(
   });
 }
 
-/** Typed helper: starts the platform check. */
-export function startPoolCheck(client: Client, input: z.input<typeof PoolCheckInput>, opts?: StartPipelineOptions) {
-  return startPipeline(client, 'pool-check', input, opts) as Promise<
-    WorkflowHandleWithFirstExecutionRunId<typeof workflows.poolCheck>
-  >;
+/**
+ * A typed start helper for one pipeline: `z.input` of its schema in, a handle typed with its workflow out. It
+ * validates like the CLI (see {@link startPipeline}).
+ */
+function typedStarter<N extends PipelineName, W extends (typeof workflows)[keyof typeof workflows]>(name: N) {
+  return (client: Client, input: z.input<(typeof pipelines)[N]['input']>, opts?: StartPipelineOptions) =>
+    startPipeline(client, name, input, opts) as Promise<WorkflowHandleWithFirstExecutionRunId<W>>;
 }
+
+/** Typed helper: starts the platform check. */
+export const startPoolCheck = typedStarter<'pool-check', typeof workflows.poolCheck>('pool-check');
 
 /** Typed helper: starts the orchestration-overhead benchmark workflow. */
-export function startActivityFanOut(
-  client: Client,
-  input: z.input<typeof ActivityFanOutInput>,
-  opts?: StartPipelineOptions,
-) {
-  return startPipeline(client, 'activity-fan-out', input, opts) as Promise<
-    WorkflowHandleWithFirstExecutionRunId<typeof workflows.activityFanOut>
-  >;
-}
+export const startActivityFanOut = typedStarter<'activity-fan-out', typeof workflows.activityFanOut>(
+  'activity-fan-out',
+);
 
 /** Typed helper: onboards a PostgreSQL table (`cdc-onboard/<source>/<table>`); the merge starts when it is done. */
-export function startCdcOnboard(client: Client, input: z.input<typeof CdcOnboardInput>, opts?: StartPipelineOptions) {
-  return startPipeline(client, 'cdc-onboard', input, opts) as Promise<
-    WorkflowHandleWithFirstExecutionRunId<typeof workflows.cdcOnboard>
-  >;
-}
+export const startCdcOnboard = typedStarter<'cdc-onboard', typeof workflows.cdcOnboard>('cdc-onboard');
 
 /** Typed helper: starts a source's merge loop (`cdc/<source>`) by hand, e.g. after it was stopped. */
-export function startCdcMerge(client: Client, input: z.input<typeof CdcMergeInput>, opts?: StartPipelineOptions) {
-  return startPipeline(client, 'cdc-merge', input, opts) as Promise<
-    WorkflowHandleWithFirstExecutionRunId<typeof workflows.cdcMerge>
-  >;
-}
+export const startCdcMerge = typedStarter<'cdc-merge', typeof workflows.cdcMerge>('cdc-merge');
 
 /** Typed helper: one maintenance run of a CDC table (compaction by threshold, snapshot expiry, orphan removal). */
-export function startCdcTableMaintenance(
-  client: Client,
-  input: z.input<typeof CdcTableMaintenanceInput>,
-  opts?: StartPipelineOptions,
-) {
-  return startPipeline(client, 'cdc-table-maintenance', input, opts) as Promise<
-    WorkflowHandleWithFirstExecutionRunId<typeof workflows.cdcTableMaintenance>
-  >;
-}
+export const startCdcTableMaintenance = typedStarter<'cdc-table-maintenance', typeof workflows.cdcTableMaintenance>(
+  'cdc-table-maintenance',
+);
 
 /** Typed helper: starts the merge of a Debezium change-file source (`cdc-files/<source>`); it creates the table. */
-export function startCdcFileMerge(
-  client: Client,
-  input: z.input<typeof CdcFileMergeInput>,
-  opts?: StartPipelineOptions,
-) {
-  return startPipeline(client, 'cdc-file-merge', input, opts) as Promise<
-    WorkflowHandleWithFirstExecutionRunId<typeof workflows.cdcFileMerge>
-  >;
-}
+export const startCdcFileMerge = typedStarter<'cdc-file-merge', typeof workflows.cdcFileMerge>('cdc-file-merge');
 
 /** Typed helper: rightsizes one budget group's quotas (`quota-rightsize/<group>`); see docs/quota.md. */
-export function startQuotaRightsize(
-  client: Client,
-  input: z.input<typeof QuotaRightsizeInput>,
-  opts?: StartPipelineOptions,
-) {
-  return startPipeline(client, 'quota-rightsize', input, opts) as Promise<
-    WorkflowHandleWithFirstExecutionRunId<typeof workflows.quotaRightsize>
-  >;
-}
+export const startQuotaRightsize = typedStarter<'quota-rightsize', typeof workflows.quotaRightsize>('quota-rightsize');
 
 /** Typed helper: runs a Spark job with elastic retry (`spark/<name>`); see docs/spark.md. */
-export function startSparkJob(client: Client, input: z.input<typeof SparkJobInput>, opts?: StartPipelineOptions) {
-  return startPipeline(client, 'spark-job', input, opts) as Promise<
-    WorkflowHandleWithFirstExecutionRunId<typeof workflows.sparkJob>
-  >;
-}
+export const startSparkJob = typedStarter<'spark-job', typeof workflows.sparkJob>('spark-job');
 
 /** Typed helper: backfills embeddings of one model version (`embedding-backfill/<index>/<version>`); see docs/embedding-backfill.md. */
-export function startEmbeddingBackfill(
-  client: Client,
-  input: z.input<typeof EmbeddingBackfillInput>,
-  opts?: StartPipelineOptions,
-) {
-  return startPipeline(client, 'embedding-backfill', input, opts) as Promise<
-    WorkflowHandleWithFirstExecutionRunId<typeof workflows.embeddingBackfill>
-  >;
-}
+export const startEmbeddingBackfill = typedStarter<'embedding-backfill', typeof workflows.embeddingBackfill>(
+  'embedding-backfill',
+);
