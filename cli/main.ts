@@ -15,6 +15,8 @@ import { registerUp } from './commands/up.js';
 import { registerWorker } from './commands/worker.js';
 import { registerQuota } from './commands/quota.js';
 import { registerIndex } from './commands/index-cmd.js';
+import { registerCollections } from './commands/collections-cmd.js';
+import { registerVlmStandIn } from './commands/vlm-stand-in-cmd.js';
 
 /** Builds the `sluice` program; exported so tests can run commands in-process. */
 export function buildProgram(): Command {
@@ -37,6 +39,8 @@ export function buildProgram(): Command {
     registerQuota,
     registerCdc,
     registerIndex,
+    registerCollections,
+    registerVlmStandIn,
   ]) {
     register(program);
   }

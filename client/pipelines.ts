@@ -16,6 +16,7 @@ import { QuotaRightsizeInput, quotaRightsizeWorkflowId } from '../schemas/quota.
 import { SearchAttributes } from '../schemas/search-attributes.js';
 import { SparkJobInput, sparkJobWorkflowId } from '../schemas/spark.js';
 import { EmbeddingBackfillInput, embeddingBackfillWorkflowId } from '../schemas/embedding.js';
+import { CollectionsBuildInput, collectionsBuildWorkflowId } from '../schemas/collections.js';
 import { taskQueues } from '../schemas/task-queues.js';
 import { parseOrThrow } from '../schemas/validation.js';
 import type * as workflows from '../workflows/index.js';
@@ -121,6 +122,17 @@ export const pipelines = {
       `embed ${i.source.kind === 'iceberg' ? i.source.table : 'Parquet files'} with ${i.model.path}@${i.model.version} ` +
       `into ${i.output.table}, index ${i.output.index}${i.incremental ? ' (incremental)' : ''}`,
   }),
+  'collections-build': definePipeline({
+    name: 'collections-build',
+    workflowType: 'collectionsBuild',
+    input: CollectionsBuildInput,
+    description:
+      'VLM on a sample, curated vocabulary with a human checkpoint, dual-encoder assignment, borderline verification, gated publish',
+    workflowId: (i) => collectionsBuildWorkflowId(i),
+    summary: (i) =>
+      `collections ${i.name} ${i.version} from ${i.catalog.table}: ` +
+      `${i.vlm ? `VLM ${i.vlm.model}` : 'zero-shot dual encoder'} on ${i.sample.size} sampled items`,
+  }),
 } as const;
 
 export type PipelineName = keyof typeof pipelines;
@@ -211,4 +223,9 @@ export const startSparkJob = typedStarter<'spark-job', typeof workflows.sparkJob
 /** Typed helper: backfills embeddings of one model version (`embedding-backfill/<index>/<version>`); see docs/embedding-backfill.md. */
 export const startEmbeddingBackfill = typedStarter<'embedding-backfill', typeof workflows.embeddingBackfill>(
   'embedding-backfill',
+);
+
+/** Starts `collections-build/<name>/<version>` (validated input, business-key id). */
+export const startCollectionsBuild = typedStarter<'collections-build', typeof workflows.collectionsBuild>(
+  'collections-build',
 );

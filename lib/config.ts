@@ -40,6 +40,10 @@ import { fileURLToPath } from 'node:url';
  * | `SLUICE_INFERENCE_MAX_WAIT_MS` | longest an item waits for its batch to fill | 5 |
  * | `SLUICE_INFERENCE_TOKENIZER_THREADS` | worker threads tokenizing large text requests | 0 (the event loop's thread) |
  * | `SLUICE_GPU_SLOTS` | concurrent GPU activities of this GPU worker (overrides `workers.gpu.hosts[].slots`) | from temporal-dev.yml |
+ * | `SLUICE_VLM_URL` | an OpenAI-compatible vision endpoint the demo's collections build uses (docs/collections.md) | none: zero-shot dual encoder |
+ * | `SLUICE_VLM_MODEL` | its model name | `default` |
+ * | `SLUICE_VLM_API_KEY` | its API key (workers read it; the run names the variable, never the key) | none |
+ * | `SLUICE_VLM_PRICE_PER_1K_TOKENS` | USD per 1,000 tokens, for the cost estimate | 0 |
  */
 
 /** Repository root (this file lives in `<root>/lib`). */
@@ -76,6 +80,8 @@ export interface SluiceEnv {
     tokenizerThreads: number;
     gpuSlots: number | undefined;
   };
+  /** The demo's VLM endpoint (issue 7, docs/collections.md); runs name their endpoint in their input. */
+  vlm: { url: string | undefined; model: string; apiKeySet: boolean; pricePer1kTokens: number };
   /** The quota store and its dispatch (issue 8, docs/quota.md). */
   quota: {
     databaseUrl: string | undefined;
@@ -123,6 +129,22 @@ function readQuota(env: NodeJS.ProcessEnv): SluiceEnv['quota'] {
       .filter((p) => p !== ''),
     clusterCapacity,
     webhookSecret: nonEmpty(env.SLUICE_QUOTA_WEBHOOK_SECRET),
+  };
+}
+
+function readVlm(env: NodeJS.ProcessEnv): SluiceEnv['vlm'] {
+  const priceText = nonEmpty(env.SLUICE_VLM_PRICE_PER_1K_TOKENS);
+  const price = priceText === undefined ? 0 : Number(priceText);
+  if (!Number.isFinite(price) || price < 0) {
+    throw new Error(`SLUICE_VLM_PRICE_PER_1K_TOKENS="${priceText}" is not a non-negative number`);
+  }
+  const url = nonEmpty(env.SLUICE_VLM_URL);
+  if (url !== undefined && !/^https?:\/\//.test(url)) throw new Error(`SLUICE_VLM_URL="${url}" is not an http(s) URL`);
+  return {
+    url,
+    model: nonEmpty(env.SLUICE_VLM_MODEL) ?? 'default',
+    apiKeySet: nonEmpty(env.SLUICE_VLM_API_KEY) !== undefined,
+    pricePer1kTokens: price,
   };
 }
 
@@ -182,6 +204,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): SluiceEnv {
     testCrashAt: nonEmpty(env.SLUICE_TEST_CRASH_AT),
     s3: readS3(env),
     quota: readQuota(env),
+    vlm: readVlm(env),
     inference: readInference(env),
     spark: {
       home: nonEmpty(env.SPARK_HOME),

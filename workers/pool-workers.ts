@@ -15,6 +15,11 @@ import {
   createEmbeddingGpuActivities,
   type EmbeddingActivityDeps,
 } from '../activities/embedding-activities.js';
+import {
+  createCollectionsActivities,
+  createCollectionsGpuActivities,
+  type CollectionsActivityDeps,
+} from '../activities/collections-activities.js';
 import { poolEmbedder } from '../lib/embedding/pool-embedder.js';
 import type { FileIO } from '../lib/storage/file-io.js';
 import { createPlatformActivities } from '../activities/platform-activities.js';
@@ -69,6 +74,12 @@ export interface CpuWorkerOptions extends CommonOptions {
    * @default none
    */
   embedding?: EmbeddingActivityDeps;
+  /**
+   * The catalog and FileIO of `collections-build`'s CPU activities (prepare, VLM extraction and verification,
+   * review, publish, alias). Without them `collections-build` waits for a worker that has them.
+   * @default none
+   */
+  collections?: CollectionsActivityDeps;
 }
 
 /** The `cpu` pool: all workflows and the CPU activities, on the base queue. */
@@ -85,6 +96,7 @@ export async function createCpuWorker(opts: CpuWorkerOptions): Promise<Worker> {
       ...(opts.quota ? createQuotaActivities(opts.quota) : {}),
       ...sparkActivitiesFor(opts.spark),
       ...(opts.embedding ? createEmbeddingActivities(opts.embedding) : {}),
+      ...(opts.collections ? createCollectionsActivities(opts.collections) : {}),
     },
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 8,
     maxConcurrentWorkflowTaskExecutions: opts.maxConcurrentWorkflowTasks ?? 40,
@@ -131,6 +143,9 @@ export async function createGpuHostWorkers(opts: GpuWorkerOptions): Promise<Work
           embedder: poolEmbedder(opts.inference.pool),
           host: opts.host,
         })
+      : {}),
+    ...(opts.inference && opts.embeddingIo
+      ? createCollectionsGpuActivities({ io: opts.embeddingIo, embedder: poolEmbedder(opts.inference.pool) })
       : {}),
   };
   const common = {

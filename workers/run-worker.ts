@@ -77,6 +77,7 @@ export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void
         dataConverter,
         cdc: { catalog: warehouse.catalog, io: warehouse.io, pgPoolFor: sourcePools.poolFor },
         embedding: { catalog: warehouse.catalog, io: warehouse.io, warehouse: warehouse.warehouse },
+        collections: { catalog: warehouse.catalog, io: warehouse.io, warehouse: warehouse.warehouse },
         // The quota activities need the quota store: only when SLUICE_QUOTA_DATABASE_URL is set (docs/quota.md).
         quota: sluiceEnv.quota.databaseUrl
           ? {

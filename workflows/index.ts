@@ -8,3 +8,4 @@ export { quotaRightsize } from './quota-rightsize.js';
 export { cdcFileMerge } from './cdc-file-merge.js';
 export { sparkJob } from './spark-job.js';
 export { embeddingBackfill } from './embedding-backfill.js';
+export { collectionsBuild } from './collections-build.js';

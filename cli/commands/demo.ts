@@ -18,6 +18,7 @@ import {
 } from '../../lib/stack/demo-workload.js';
 import { openWarehouse, type Warehouse } from '../../lib/stack/warehouse.js';
 import { runIntentIndexDemo } from '../../lib/stack/demo-intent-index.js';
+import { runCollectionsDemo } from '../../lib/stack/demo-collections.js';
 import { poolEmbedder } from '../../lib/embedding/index.js';
 import { InferencePool } from '../../lib/inference/index.js';
 import {
@@ -190,6 +191,50 @@ async function runIntentDemo(client: Client, config: StackConfig, say: (line: st
     return { text: `  ✗ ${'embedding-backfill'.padEnd(18)} ${seconds()} s  ${String(err)}`, failed: true };
   } finally {
     await Promise.allSettled([pool.close(), warehouse?.close()]);
+  }
+}
+
+/**
+ * The collections part: a `collections-build` run over a synthetic catalog (zero-shot dual-encoder extractor unless
+ * SLUICE_VLM_URL is set), approved at its human checkpoint by the demo, gated on P@10/R@10, then published
+ * (lib/stack/demo-collections.ts).
+ */
+async function runCollectionsDemoRow(
+  client: Client,
+  config: StackConfig,
+  say: (line: string) => void,
+): Promise<DemoRow> {
+  const started = Date.now();
+  const seconds = () => ((Date.now() - started) / 1000).toFixed(1).padStart(6);
+  let warehouse: Warehouse | undefined;
+  try {
+    warehouse = await openWarehouse(config.defaults, { baseDir: REPO_ROOT, s3: sluiceEnv.s3 });
+    const { summary } = await withTimeout(
+      runCollectionsDemo({
+        client,
+        taskQueue: baseTaskQueue(config),
+        catalog: warehouse.catalog,
+        io: warehouse.io,
+        warehouse: warehouse.warehouse,
+        print: (line) => say(`collections: ${line}`),
+      }),
+      600_000,
+      'the collections build',
+    );
+    const p = summary.published!;
+    const ev = p.evaluation;
+    return {
+      text:
+        `  ✓ ${'collections-build'.padEnd(18)} ${seconds()} s  ${p.collections} collections over ${summary.catalogItems} items` +
+        (ev ? `, P@10 ${ev.precisionAt10.toFixed(3)}, R@10 ${ev.recallAt10.toFixed(3)}` : '') +
+        `, extractor ${summary.extractor}, VLM calls ${summary.vlm.calls}`,
+      failed: false,
+    };
+  } catch (err) {
+    say(`collections failed: ${err instanceof Error ? err.message : String(err)}`);
+    return { text: `  ✗ ${'collections-build'.padEnd(18)} ${seconds()} s  ${String(err)}`, failed: true };
+  } finally {
+    await warehouse?.close();
   }
 }
 
@@ -531,6 +576,9 @@ export function registerDemo(program: Command): void {
         const intent = await runIntentDemo(client, config, say);
         rows.push(intent.text);
         if (intent.failed) failed += 1;
+        const collections = await runCollectionsDemoRow(client, config, say);
+        rows.push(collections.text);
+        if (collections.failed) failed += 1;
       } catch (err) {
         await stack.stop();
         throw err;

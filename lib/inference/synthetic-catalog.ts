@@ -129,6 +129,11 @@ export interface RenderOptions {
   noise?: number;
   /** @default 1 */
   seed?: number;
+  /**
+   * Mixes another colour into the item's paint, `weight` of it (0–0.5): an ambiguous item (a reddish orange) whose
+   * true colour is still the item's own. @default none
+   */
+  blend?: { color: CatalogColor; weight: number };
 }
 
 /** A small deterministic PRNG (mulberry32). */
@@ -149,7 +154,10 @@ export function renderItemPixels(item: CatalogItem, opts: RenderOptions = {}): U
   const scale = size / CATALOG_IMAGE_SIZE;
   const r = CATALOG_SIZES[item.size] * scale;
   const c = size / 2;
-  const color = CATALOG_COLORS[item.color];
+  const own = CATALOG_COLORS[item.color];
+  const mix = opts.blend ? CATALOG_COLORS[opts.blend.color] : own;
+  const w = opts.blend ? Math.min(0.5, Math.max(0, opts.blend.weight)) : 0;
+  const color = own.map((c, i) => (1 - w) * c + w * mix[i]!) as unknown as readonly [number, number, number];
   const rand = mulberry32(opts.seed ?? 1);
   const noise = opts.noise ?? 0;
   const px = new Uint8Array(size * size * 3);
