@@ -1,4 +1,5 @@
 import { Context, log } from '@temporalio/activity';
+import type { Registry } from 'prom-client';
 import type { SqlCatalog } from '../lib/iceberg/catalog/sql-catalog.js';
 import { currentSchema } from '../lib/iceberg/metadata-json.js';
 import { scanTable } from '../lib/iceberg/scan.js';
@@ -27,6 +28,12 @@ import { ensureExtractionTable, lookupExtractions, storeExtractions } from '../l
 import { verifyBorderline } from '../lib/collections/verify.js';
 import { judgeCollections } from '../lib/collections/judge.js';
 import { appendQuarantine } from '../lib/collections/quarantine-store.js';
+import {
+  collectionsMetrics,
+  countQuarantined,
+  countVlmUsage,
+  type CollectionsMetrics,
+} from '../lib/collections/metrics.js';
 import { applyReview, proposeVocabulary, summariseVocabulary } from '../lib/collections/vocabulary.js';
 import { zeroShotExtract } from '../lib/collections/zero-shot.js';
 import { decideMembers, retrieveCandidates } from '../lib/collections/assign.js';
@@ -66,6 +73,8 @@ export interface CollectionsActivityDeps {
   warehouse: string;
   /** Environment the VLM API key is read from (`vlm.apiKeyEnv`). @default process.env */
   env?: NodeJS.ProcessEnv;
+  /** Where the VLM spend and quarantine counters go (`sluice_vlm_*`, `sluice_collections_*`). @default none */
+  metricsRegistry?: Registry;
 }
 
 /** What a GPU host needs for the dual-encoder stages: the FileIO and its inference engine. */
@@ -73,6 +82,7 @@ export interface CollectionsGpuActivityDeps {
   io: FileIO;
   embedder: Embedder;
   env?: NodeJS.ProcessEnv;
+  metricsRegistry?: Registry;
 }
 
 async function guarded<T>(fn: () => Promise<T>): Promise<T> {
@@ -137,10 +147,21 @@ interface StoredSample {
   rows: CatalogRow[];
 }
 
+/** Appends quarantined records under a prefix (JSONL parts an operator can replay) and counts them. */
+function quarantineTo(io: FileIO, metrics: CollectionsMetrics | undefined) {
+  return async (prefix: string, records: readonly CollectionsQuarantineRecord[]): Promise<void> => {
+    if (records.length === 0) return;
+    await appendQuarantine(io, prefix, records);
+    countQuarantined(metrics, records);
+  };
+}
+
 /** The CPU activities of `collections-build`. */
 export function createCollectionsActivities(deps: CollectionsActivityDeps) {
   const { catalog, io } = deps;
   const env = deps.env ?? process.env;
+  const metrics = deps.metricsRegistry ? collectionsMetrics(deps.metricsRegistry) : undefined;
+  const quarantine = quarantineTo(io, metrics);
 
   /** Reads `columns` of the catalog table at a snapshot, as rows of strings (null stays null). */
   async function readCatalogColumns(
@@ -224,9 +245,7 @@ export function createCollectionsActivities(deps: CollectionsActivityDeps) {
             ...(c.stratumColumn ? { stratum: stratum ?? '(null)' } : {}),
           });
         }
-        if (invalid.length > 0) {
-          await appendQuarantine(io, `${paths.runRoot}/quarantine/catalog/`, invalid);
-        }
+        await quarantine(`${paths.runRoot}/quarantine/catalog/`, invalid);
         const picked = new Set(
           stratifiedSample(
             good.map((r) => ({ itemId: r.itemId, ...(r.stratum === undefined ? {} : { stratum: r.stratum }) })),
@@ -330,9 +349,8 @@ export function createCollectionsActivities(deps: CollectionsActivityDeps) {
             storeEvery: 16,
             onProgress: (done) => ctx.heartbeat({ done: start + done, total: rows.length }),
           });
-          if (out.quarantined.length > 0) {
-            await appendQuarantine(io, `${input.runRoot}/quarantine/extract/`, out.quarantined);
-          }
+          await quarantine(`${input.runRoot}/quarantine/extract/`, out.quarantined);
+          countVlmUsage(metrics, 'extract', input.vlm.model, out.usage);
           records.push(...out.records);
           cacheHits += out.cacheHits;
           quarantined += out.quarantined.length;
@@ -460,9 +478,8 @@ export function createCollectionsActivities(deps: CollectionsActivityDeps) {
             },
             budget: remaining,
           });
-          if (out.quarantined.length > 0) {
-            await appendQuarantine(io, `${input.runRoot}/quarantine/verify/`, out.quarantined);
-          }
+          await quarantine(`${input.runRoot}/quarantine/verify/`, out.quarantined);
+          countVlmUsage(metrics, 'verify', input.vlm.model, out.usage);
           const entry = {
             decisions: out.decisions,
             usage: out.usage,
@@ -616,6 +633,8 @@ function mimeOf(bytes: Uint8Array): string {
 export function createCollectionsGpuActivities(deps: CollectionsGpuActivityDeps) {
   const { io, embedder } = deps;
   const env = deps.env ?? process.env;
+  const metrics = deps.metricsRegistry ? collectionsMetrics(deps.metricsRegistry) : undefined;
+  const quarantine = quarantineTo(io, metrics);
 
   const embedTextsStrict = (model: { path: string; version: string }) => async (texts: readonly string[]) => {
     const out = await embedder.embedTexts(model, texts);
@@ -682,7 +701,7 @@ export function createCollectionsGpuActivities(deps: CollectionsGpuActivityDeps)
           });
         }
         const records = all.filter((r) => !rejectedIds.has(r.itemId));
-        if (quarantined.length > 0) await appendQuarantine(io, `${input.runRoot}/quarantine/extract/`, quarantined);
+        await quarantine(`${input.runRoot}/quarantine/extract/`, quarantined);
         const extractionsUri = await writeJson(io, `${input.runRoot}/extractions.json`, records);
         return {
           extractionsUri,
@@ -721,6 +740,7 @@ export function createCollectionsGpuActivities(deps: CollectionsGpuActivityDeps)
                   const client = vlmClient(judgeEndpoint, env);
                   const verdicts = await judgeCollections({ client, collections: cols });
                   usage = client.usage();
+                  countVlmUsage(metrics, 'judge', judgeEndpoint.model, usage);
                   return verdicts;
                 },
               }

@@ -145,7 +145,11 @@ export async function createGpuHostWorkers(opts: GpuWorkerOptions): Promise<Work
         })
       : {}),
     ...(opts.inference && opts.embeddingIo
-      ? createCollectionsGpuActivities({ io: opts.embeddingIo, embedder: poolEmbedder(opts.inference.pool) })
+      ? createCollectionsGpuActivities({
+          io: opts.embeddingIo,
+          embedder: poolEmbedder(opts.inference.pool),
+          metricsRegistry: sluiceMetrics.registry,
+        })
       : {}),
   };
   const common = {

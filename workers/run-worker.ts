@@ -77,7 +77,12 @@ export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void
         dataConverter,
         cdc: { catalog: warehouse.catalog, io: warehouse.io, pgPoolFor: sourcePools.poolFor },
         embedding: { catalog: warehouse.catalog, io: warehouse.io, warehouse: warehouse.warehouse },
-        collections: { catalog: warehouse.catalog, io: warehouse.io, warehouse: warehouse.warehouse },
+        collections: {
+          catalog: warehouse.catalog,
+          io: warehouse.io,
+          warehouse: warehouse.warehouse,
+          metricsRegistry: sluiceMetrics.registry,
+        },
         // The quota activities need the quota store: only when SLUICE_QUOTA_DATABASE_URL is set (docs/quota.md).
         quota: sluiceEnv.quota.databaseUrl
           ? {

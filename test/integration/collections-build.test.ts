@@ -6,6 +6,7 @@ import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } f
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { Worker } from '@temporalio/worker';
 import pg from 'pg';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startCollectionsBuild } from '../../client/pipelines.js';
 import { waitForPollers } from '../../cli/local-stack.js';
@@ -53,6 +54,7 @@ describe('collections-build on real Temporal, PostgreSQL catalog, S3, the dual e
   let synthetic: SyntheticCatalog;
   let rejectedImageItem: string;
   const base = uniqueQueue('coll');
+  const metrics = new Registry();
   const q = taskQueues(base);
 
   const input = (over: Partial<CollectionsBuildRequest> = {}): CollectionsBuildRequest => ({
@@ -180,7 +182,7 @@ describe('collections-build on real Temporal, PostgreSQL catalog, S3, the dual e
       workflows: { workflowBundle: testWorkflowBundle() },
       shutdownGraceTime: '1s',
       embedding: { catalog, io, warehouse },
-      collections: { catalog, io, warehouse },
+      collections: { catalog, io, warehouse, metricsRegistry: metrics },
     });
     const gpu = await createGpuHostWorkers({
       connection: t.nativeConnection,
@@ -258,6 +260,13 @@ describe('collections-build on real Temporal, PostgreSQL catalog, S3, the dual e
     const top = redCircle!.items.slice(0, 10);
     const correct = top.filter((m) => truth.get(m.itemId)?.color === 'red' && truth.get(m.itemId)?.shape === 'circle');
     expect(correct.length).toBeGreaterThanOrEqual(9);
+
+    // VLM spend and quarantines are Prometheus counters of the cpu worker.
+    const text = await metrics.metrics();
+    expect(text).toMatch(/sluice_vlm_requests_total\{stage="extract",model="stand-in-vlm"\} [1-9]/);
+    expect(text).toMatch(/sluice_vlm_requests_total\{stage="verify",model="stand-in-vlm"\} [1-9]/);
+    expect(text).toMatch(/sluice_vlm_cost_usd_total\{stage="extract",model="stand-in-vlm"\} 0\.\d*[1-9]/);
+    expect(text).toMatch(/sluice_collections_quarantined_total\{stage="extract",reason="client-error"\} [1-9]/);
 
     // The refused image is in the extraction quarantine with its reason, ready to replay.
     const quarantined = await readQuarantine(io, `${root}/shapes/runs/v1/`);

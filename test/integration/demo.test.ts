@@ -47,11 +47,17 @@ describe('sluice demo --exit', () => {
       /✓ cdc \(orders\) .*\d+ changes in \d+ transactions .*freshness p50 [\d.]+ s, p95 [\d.]+ s, max [\d.]+ s; Iceberg matches the source \(\d+ rows\)/,
     );
     expect(stdout).toContain('committed to Iceberg');
+    // Collections: the synthetic catalog built into gated, published collections with the zero-shot extractor.
+    expect(stdout).toMatch(
+      /✓ collections-build .* \d+ collections over \d+ items, P@10 [\d.]+, R@10 [\d.]+, extractor zero-shot, VLM calls 0/,
+    );
+    expect(stdout).toMatch(/collections: vocabulary approved/);
     expect(stdout).toContain(`http://127.0.0.1:${uiPort}/namespaces/default/workflows/cdc%2Fdemo`);
     // --exit cancelled the merge before the workers stopped.
     expect(stdout).toContain('cdc/demo cancelled');
     expect(stdout).toContain(`Temporal UI: http://127.0.0.1:${uiPort}`);
     expect(stdout).toContain(`metrics:     http://127.0.0.1:${cpuMetrics}/metrics`);
+    if (stdout.includes('✗')) console.log(stdout);
     expect(stdout).not.toContain('✗');
     // --exit stopped the server: its port is free again.
     await expect(fetch(`http://127.0.0.1:${uiPort}`)).rejects.toThrow();
