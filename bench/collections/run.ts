@@ -28,7 +28,13 @@ import { startCollectionsBuild } from '../../client/pipelines.js';
 import { devServerSearchAttributes, waitForPollers } from '../../cli/local-stack.js';
 import { REPO_ROOT } from '../../lib/config.js';
 import { generateSyntheticCatalog, syntheticAttributeOptions } from '../../lib/collections/synthetic.js';
-import type { CollectionDef } from '../../lib/collections/types.js';
+import { readCollectionsVersion } from '../../lib/collections/publish.js';
+import type {
+  Attributes,
+  CollectionCandidates,
+  CollectionDef,
+  PublishedCollection,
+} from '../../lib/collections/types.js';
 import { startVlmStandIn, type VlmStandInStats } from '../../lib/collections/vlm-stand-in.js';
 import { SqlCatalog, SqliteCatalogDriver } from '../../lib/iceberg/catalog/index.js';
 import { bundledModels, InferencePool } from '../../lib/inference/index.js';
@@ -97,6 +103,71 @@ async function childBackfill(client: Client, handle: WorkflowHandle) {
   const { raw } = await client.workflow.getHandle(started).describe();
   const info = raw.workflowExecutionInfo!;
   return { workflowId: started, startMs: tsToMs(info.startTime), closeMs: tsToMs(info.closeTime) };
+}
+
+/** Whether an item's true attributes carry every attribute of a collection. */
+function carries(item: Attributes | undefined, collection: Attributes): boolean {
+  return item !== undefined && Object.entries(collection).every(([k, v]) => item[k] === v);
+}
+
+/**
+ * Member precision and recall against the full ground truth of the synthetic catalog (every item, not only the
+ * labelled evaluation subset), and what the VLM's verification did to the borderline candidates.
+ */
+function truthAnalysis(
+  cols: readonly PublishedCollection[],
+  truth: ReadonlyMap<string, Attributes>,
+  candidates?: readonly CollectionCandidates[],
+) {
+  let members = 0;
+  let correct = 0;
+  let verified = 0;
+  let verifiedCorrect = 0;
+  let relevant = 0;
+  const truthList = [...truth.values()];
+  for (const c of cols) {
+    relevant += truthList.filter((t) => carries(t, c.attributes)).length;
+    for (const m of c.items) {
+      const ok = carries(truth.get(m.itemId), c.attributes);
+      members++;
+      if (ok) correct++;
+      if (m.verified) {
+        verified++;
+        if (ok) verifiedCorrect++;
+      }
+    }
+  }
+  let borderline = 0;
+  let borderlineRelevant = 0;
+  const attrsById = new Map(cols.map((c) => [c.id, c.attributes]));
+  for (const c of candidates ?? []) {
+    const attrs = attrsById.get(c.collectionId);
+    if (!attrs) continue;
+    borderline += c.borderline.length;
+    borderlineRelevant += c.borderline.filter((b) => carries(truth.get(b.itemId), attrs)).length;
+  }
+  return {
+    members,
+    correct,
+    precision: members > 0 ? correct / members : NaN,
+    relevant,
+    recall: relevant > 0 ? correct / relevant : NaN,
+    verified,
+    verifiedCorrect,
+    ...(candidates
+      ? {
+          borderline,
+          borderlineRelevant,
+          /** Borderline pairs the VLM admitted that are wrong, and relevant ones it turned away. */
+          falseYes: verified - verifiedCorrect,
+          falseNo: borderlineRelevant - verifiedCorrect,
+          decisionAccuracy:
+            borderline > 0
+              ? (verifiedCorrect + (borderline - borderlineRelevant - (verified - verifiedCorrect))) / borderline
+              : NaN,
+        }
+      : {}),
+  };
 }
 
 /** Runs a build to its end; a failed gate still yields the summary (the workflow's `summary` query). */
@@ -350,6 +421,19 @@ async function main() {
       `bare: embed ${bare.embedSeconds.toFixed(1)} s + score ${bare.scoreSeconds.toFixed(2)} s (checksum ${bare.checksum.toFixed(3)})`,
     );
 
+    // ---- member precision / recall against the full ground truth ----
+    const candidates = JSON.parse(readFileSync(path.join(runDir, 'candidates.json'), 'utf8')) as CollectionCandidates[];
+    const fullOurs = truthAnalysis(
+      await readCollectionsVersion(catalog, io, 'shop.collections', 'vlm'),
+      synthetic.truth,
+      candidates,
+    );
+    const fullBase = truthAnalysis(
+      await readCollectionsVersion(catalog, io, 'shop.collections', 'dual-encoder-only'),
+      synthetic.truth,
+    );
+    console.log(`full truth: ours ${JSON.stringify(fullOurs)}; dual encoder only ${JSON.stringify(fullBase)}`);
+
     // ---- figures ----
     const ev = s.published.evaluation;
     const bev = b.published.evaluation;
@@ -395,6 +479,25 @@ async function main() {
     figures.push(quality('precision_at_10', ev?.precisionAt10, bev?.precisionAt10, '≥ 0.95'));
     figures.push(quality('recall_at_10', ev?.recallAt10, bev?.recallAt10, '≥ 0.90'));
     figures.push(quality('member_recall', ev?.memberRecall, bev?.memberRecall, null));
+    const fullPeer = 'same build with no VLM verification, against the full ground truth';
+    figures.push({
+      name: 'member_precision_full_truth',
+      value: round(fullOurs.precision, 4),
+      unit: 'ratio',
+      peer: { name: fullPeer, value: round(fullBase.precision, 4) },
+      ratio: round(fullOurs.precision / fullBase.precision, 4),
+      ratioMeaning: 'ours / dual encoder only (higher is better)',
+      goal: null,
+    });
+    figures.push({
+      name: 'member_recall_full_truth',
+      value: round(fullOurs.recall, 4),
+      unit: 'ratio',
+      peer: { name: fullPeer, value: round(fullBase.recall, 4) },
+      ratio: round(fullOurs.recall / fullBase.recall, 4),
+      ratioMeaning: 'ours / dual encoder only (higher is better)',
+      goal: null,
+    });
     const backfillSeconds = (child.closeMs - child.startMs) / 1000;
     const assignSeconds = s.assignment?.seconds ?? NaN;
     const oursRate = ITEMS / (backfillSeconds + assignSeconds);
@@ -446,6 +549,7 @@ async function main() {
         pipelineCallShare: s.published.vlmCallShare,
       },
       gate: { ours: s.published.gate, baseline: b.published.gate },
+      fullTruth: { ours: fullOurs, baseline: fullBase },
       stagesSeconds: stages,
       childBackfill: { workflowId: child.workflowId, seconds: round(backfillSeconds, 1) },
       bare: { embedSeconds: round(bare.embedSeconds, 2), scoreSeconds: round(bare.scoreSeconds, 2) },

@@ -12,6 +12,7 @@ import {
 } from '../../lib/collections/publish.js';
 import type { PublishedCollection } from '../../lib/collections/types.js';
 import { openWarehouse, resolveWarehouseUri } from '../../lib/stack/warehouse.js';
+import { readQuarantine } from '../../lib/collections/quarantine-store.js';
 import { CompositeFileIO } from '../../lib/storage/composite-file-io.js';
 import { COLLECTIONS_QUERIES, COLLECTIONS_UPDATES, VocabularyReview } from '../../schemas/collections.js';
 import { parseOrThrow } from '../../schemas/validation.js';
@@ -229,6 +230,39 @@ export function registerCollections(program: Command): void {
         }
       } finally {
         await warehouse.close();
+      }
+    });
+
+  collections
+    .command('quarantine')
+    .description(
+      'list the records a build quarantined (stage, item, reason); replay them by rerunning the build: they are not in the extraction cache, so only they reach the VLM again',
+    )
+    .argument('<name>')
+    .option('--version <v>', 'only this version (default: every version)')
+    .option('--limit <n>', 'records to print', '50')
+    .option('--root <uri>', 'collections root (default <warehouse>/collections)')
+    .action(async (name: string, opts: RootOption & { version?: string; limit: string }, cmd: Command) => {
+      const limit = positiveInt(opts.limit, '--limit');
+      const io = openIo();
+      try {
+        const prefix = `${collectionsRoot(opts, cmd)}/${name}/runs/${opts.version ? `${opts.version}/` : ''}`;
+        const records = await readQuarantine(io, prefix);
+        const byReason = new Map<string, number>();
+        for (const r of records)
+          byReason.set(`${r.stage}/${r.reason}`, (byReason.get(`${r.stage}/${r.reason}`) ?? 0) + 1);
+        console.log(
+          `${records.length} quarantined under ${prefix}` +
+            (byReason.size ? `: ${[...byReason].map(([k, n]) => `${k} ${n}`).join(', ')}` : ''),
+        );
+        for (const r of records.slice(0, limit)) {
+          console.log(
+            `  ${r.at}  ${r.stage.padEnd(7)} ${r.itemId}  ${r.reason}${r.collectionId ? ` (${r.collectionId})` : ''}: ${r.message}`,
+          );
+        }
+        if (records.length > limit) console.log(`  … ${records.length - limit} more (--limit)`);
+      } finally {
+        await io.close();
       }
     });
 

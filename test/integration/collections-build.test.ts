@@ -279,7 +279,12 @@ describe('collections-build on real Temporal, PostgreSQL catalog, S3, the dual e
 
   it('a rerun pays nothing for cached extractions, reuses the item index, and applies an edited vocabulary', async () => {
     const callsBefore = vlm.stats().requests;
-    const handle = await startCollectionsBuild(t.client, input({ version: 'v2' }), { taskQueue: base });
+    // This run also asks the endpoint to judge the proposed collections (LLM-as-judge, text-only requests).
+    const handle = await startCollectionsBuild(
+      t.client,
+      input({ version: 'v2', vocabulary: { ...input().vocabulary, llmJudge: true } }),
+      { taskQueue: base },
+    );
     const view = await vocabularyView(handle);
     const removed = view.proposal!.topCollections[0]!.id;
     await handle.executeUpdate(reviewVocabularyUpdate, {
@@ -296,6 +301,7 @@ describe('collections-build on real Temporal, PostgreSQL catalog, S3, the dual e
     const result = await handle.result();
     expect(result.extraction!.cacheHits).toBeGreaterThan(150);
     expect(result.itemIndex?.action).toBe('reuse');
+    expect(vlm.stats().byKind.judge ?? 0).toBeGreaterThan(0);
     expect(result.vocabulary?.review).toBe('edited by ana');
     expect(result.vocabulary?.approved).toBe(view.proposal!.collectionCount); // one removed, one added
     // Only verification (and extraction of items quarantined before) asked the VLM this time.

@@ -370,10 +370,15 @@ describe('sluice collections CLI against a real collections-build run', () => {
     const refused = await sluice('collections', 'review', v1.workflowId, '--approve', '--by', 'bob');
     expect(refused.code).not.toBe(0);
     expect(refused.stdout).not.toContain('approve sent');
-    expect(refused.stderr).toMatch(
-      /workflow execution already completed|already (been )?completed|not awaiting review|already reviewed/i,
-    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^sluice: .*workflow execution already completed/m);
     expect(refused.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
-    writeFileSync('/tmp/collcli-refused.txt', JSON.stringify(refused));
+
+    // `show` of a name never published says so, and where it looked.
+    const unknown = await sluice('collections', 'show', 'no-such-collections');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain(
+      `collections no-such-collections have no published version under ${warehouse}/collections`,
+    );
   }, 60_000);
 });
