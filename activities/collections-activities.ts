@@ -19,6 +19,7 @@ import {
   type ExtractionRecord,
   type VerificationDecision,
   type Vocabulary,
+  type VlmBudget,
   type VlmUsage,
 } from '../lib/collections/types.js';
 import { stratifiedSample } from '../lib/collections/sample.js';
@@ -147,6 +148,14 @@ interface StoredSample {
   rows: CatalogRow[];
 }
 
+/** What is left of a budget after `spent`; an unlimited dimension stays unlimited. */
+function budgetLeft(budget: VlmBudget, spent: VlmUsage): VlmBudget {
+  return {
+    ...(budget.maxCalls === undefined ? {} : { maxCalls: Math.max(0, budget.maxCalls - spent.calls) }),
+    ...(budget.maxCostUsd === undefined ? {} : { maxCostUsd: Math.max(0, budget.maxCostUsd - spent.costUsd) }),
+  };
+}
+
 /** Appends quarantined records under a prefix (JSONL parts an operator can replay) and counts them. */
 function quarantineTo(io: FileIO, metrics: CollectionsMetrics | undefined) {
   return async (prefix: string, records: readonly CollectionsQuarantineRecord[]): Promise<void> => {
@@ -183,10 +192,14 @@ export function createCollectionsActivities(deps: CollectionsActivityDeps) {
     const ids = columns.map((c) => schema.fields.find((f) => f.name === c)!.id);
     const rows: (string | null)[][] = [];
     if (snap === undefined) return { rows, snapshotId: '-1' };
+    // Filter literals in the column's own type (ids travel as strings).
+    const filterField = filter ? schema.fields.find((f) => f.name === filter.column) : undefined;
+    const literal = (v: string): string | number | bigint =>
+      filterField?.type.kind === 'long' ? BigInt(v) : filterField?.type.kind === 'int' ? Number(v) : v;
     for await (const batch of scanTable(io, loaded.metadata, {
       snapshotId: BigInt(snap),
       columns,
-      ...(filter ? { filter: isIn(filter.column, filter.values) } : {}),
+      ...(filter ? { filter: isIn(filter.column, filter.values.map(literal)) } : {}),
     })) {
       const cols = ids.map((id) => batch.columns.get(id)!);
       for (let r = 0; r < batch.rowCount; r++) {
@@ -214,7 +227,8 @@ export function createCollectionsActivities(deps: CollectionsActivityDeps) {
           itemVectorsTable: `${ns}.${itemIndex.replace(/-/g, '_')}_vectors`,
         };
         const c = input.catalog;
-        const columns = [c.idColumn, c.imageUriColumn, c.titleColumn, c.descriptionColumn];
+        // Pass 1: ids, image URIs and strata of every row (what the sample is drawn on) at the current snapshot.
+        const columns = [c.idColumn, c.imageUriColumn];
         if (c.stratumColumn) columns.push(c.stratumColumn);
         const { rows, snapshotId } = await readCatalogColumns(c.table, columns, undefined);
         if (rows.length === 0) {
@@ -223,10 +237,10 @@ export function createCollectionsActivities(deps: CollectionsActivityDeps) {
             `catalog table ${c.table} has no rows to build collections from`,
           );
         }
-        const good: CatalogRow[] = [];
+        const good: { itemId: string; stratum?: string }[] = [];
         const invalid: CollectionsQuarantineRecord[] = [];
         const at = new Date().toISOString();
-        for (const [id, image, title, description, stratum] of rows) {
+        for (const [id, image, stratum] of rows) {
           if (!id || !image) {
             invalid.push({
               stage: 'extract',
@@ -237,23 +251,30 @@ export function createCollectionsActivities(deps: CollectionsActivityDeps) {
             });
             continue;
           }
-          good.push({
-            itemId: id,
-            imageUri: image,
-            title: title ?? '',
-            description: description ?? '',
-            ...(c.stratumColumn ? { stratum: stratum ?? '(null)' } : {}),
-          });
+          good.push({ itemId: id, ...(c.stratumColumn ? { stratum: stratum ?? '(null)' } : {}) });
         }
         await quarantine(`${paths.runRoot}/quarantine/catalog/`, invalid);
-        const picked = new Set(
-          stratifiedSample(
-            good.map((r) => ({ itemId: r.itemId, ...(r.stratum === undefined ? {} : { stratum: r.stratum }) })),
-            input.sample.size,
-            input.sample.seed,
-          ),
+        const picked = stratifiedSample(good, input.sample.size, input.sample.seed);
+        // Pass 2: the text of the sampled rows only, at the same snapshot.
+        const strata = new Map(good.map((r) => [r.itemId, r.stratum]));
+        const detail = await readCatalogColumns(
+          c.table,
+          [c.idColumn, c.imageUriColumn, c.titleColumn, c.descriptionColumn],
+          BigInt(snapshotId),
+          { column: c.idColumn, values: picked },
         );
-        const sample = good.filter((r) => picked.has(r.itemId));
+        const sample: CatalogRow[] = detail.rows
+          .filter(([id, image]) => id && image)
+          .map(([id, image, title, description]) => {
+            const stratum = strata.get(id!);
+            return {
+              itemId: id!,
+              imageUri: image!,
+              title: title ?? '',
+              description: description ?? '',
+              ...(stratum === undefined ? {} : { stratum }),
+            };
+          });
         const sampleUri = await writeJson(io, `${paths.runRoot}/sample.json`, { rows: sample } satisfies StoredSample);
         let demandUri: string | undefined;
         let demandQueries = 0;
@@ -307,7 +328,10 @@ export function createCollectionsActivities(deps: CollectionsActivityDeps) {
         const records: ExtractionRecord[] = [];
         let cacheHits = 0;
         let quarantined = 0;
-        let usage: VlmUsage = NO_USAGE;
+        // A retried attempt starts over (the cache answers what was already paid for) but keeps the spend of the
+        // attempts before it, from their heartbeats, so the budget holds across retries.
+        const carried = (ctx.info.heartbeatDetails as { usage?: VlmUsage } | undefined)?.usage;
+        let usage: VlmUsage = carried ?? NO_USAGE;
         let budgetExhausted = false;
         for (let start = 0; start < rows.length && !budgetExhausted; start += input.batchSize) {
           const batch = rows.slice(start, start + input.batchSize);
@@ -327,14 +351,7 @@ export function createCollectionsActivities(deps: CollectionsActivityDeps) {
               .filter(Boolean)
               .map((h) => ({ contentHash: h, promptVersion: input.promptVersion, model: input.vlm.model })),
           );
-          const remaining = {
-            ...(input.budget.maxCalls === undefined
-              ? {}
-              : { maxCalls: Math.max(0, input.budget.maxCalls - usage.calls) }),
-            ...(input.budget.maxCostUsd === undefined
-              ? {}
-              : { maxCostUsd: Math.max(0, input.budget.maxCostUsd - usage.costUsd) }),
-          };
+          const remaining = budgetLeft(input.budget, usage);
           const out = await extractWithVlm({
             client,
             items: batch,
@@ -347,7 +364,7 @@ export function createCollectionsActivities(deps: CollectionsActivityDeps) {
             // Answers reach the cache as they come (and before an error propagates): a retry pays for none twice.
             storeNew: async (fresh) => void (await storeExtractions(catalog, io, input.extractionTable, fresh)),
             storeEvery: 16,
-            onProgress: (done) => ctx.heartbeat({ done: start + done, total: rows.length }),
+            onProgress: (done) => ctx.heartbeat({ done: start + done, total: rows.length, usage }),
           });
           await quarantine(`${input.runRoot}/quarantine/extract/`, out.quarantined);
           countVlmUsage(metrics, 'extract', input.vlm.model, out.usage);
@@ -357,7 +374,7 @@ export function createCollectionsActivities(deps: CollectionsActivityDeps) {
           usage = addUsage(usage, out.usage);
           budgetExhausted = out.budgetExhausted;
           for (const row of batch) images.delete(row.imageUri);
-          ctx.heartbeat({ done: Math.min(rows.length, start + batch.length), total: rows.length, calls: usage.calls });
+          ctx.heartbeat({ done: Math.min(rows.length, start + batch.length), total: rows.length, usage });
         }
         const extractionsUri = await writeJson(io, `${input.runRoot}/extractions.json`, records);
         log.info('sample extracted', { extracted: records.length, cacheHits, quarantined, calls: usage.calls });
@@ -457,14 +474,7 @@ export function createCollectionsActivities(deps: CollectionsActivityDeps) {
         let budgetExhausted = false;
         let chunk = resumeFrom;
         for (; chunk < chunks.length && !budgetExhausted; chunk++) {
-          const remaining = {
-            ...(input.budget.maxCalls === undefined
-              ? {}
-              : { maxCalls: Math.max(0, input.budget.maxCalls - usage.calls) }),
-            ...(input.budget.maxCostUsd === undefined
-              ? {}
-              : { maxCostUsd: Math.max(0, input.budget.maxCostUsd - usage.costUsd) }),
-          };
+          const remaining = budgetLeft(input.budget, usage);
           const out = await verifyBorderline({
             client,
             candidates: chunks[chunk]!,

@@ -156,7 +156,8 @@ export async function collectionsBuild(rawInput: CollectionsBuildInput): Promise
     reviewVocabularyUpdate,
     (decision) => {
       review = decision;
-      return { ...vocabulary, status: decision.action === 'approve' ? 'approved' : vocabulary.status };
+      const status = decision.action === 'approve' ? 'approved' : decision.action === 'edit' ? 'edited' : 'rejected';
+      return { ...vocabulary, status, reviewedBy: decision.by };
     },
     {
       validator: (decision) => {
