@@ -46,7 +46,7 @@ import { taskQueues } from '../../schemas/task-queues.js';
 import { collectionsSummaryQuery } from '../../workflows/collections-build.js';
 import { createCpuWorker, createGpuHostWorkers } from '../../workers/pool-workers.js';
 import { writeWorkflowBundle } from '../../workers/workflow-bundle.js';
-import { writeResults, type Figure } from '../lib/results.js';
+import { quantile, writeResults, type Figure } from '../lib/results.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -65,6 +65,8 @@ const THREADS = Number(args.threads);
 const SLOTS = Number(args.slots);
 const SEED = Number(args.seed);
 const PRICE_PER_1K = 0.01;
+/** `assign.topK`'s schema default (the build uses the defaults). */
+const topK = 1000;
 const models = bundledModels();
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 const secs = (ms: number) => round(ms / 1000, 1);
@@ -125,24 +127,38 @@ function truthAnalysis(
   let verifiedCorrect = 0;
   let relevant = 0;
   const truthList = [...truth.values()];
+  const perCollection: { id: string; relevant: number; correct: number; recall: number }[] = [];
   for (const c of cols) {
-    relevant += truthList.filter((t) => carries(t, c.attributes)).length;
+    const rel = truthList.filter((t) => carries(t, c.attributes)).length;
+    relevant += rel;
+    let mine = 0;
     for (const m of c.items) {
       const ok = carries(truth.get(m.itemId), c.attributes);
       members++;
       if (ok) correct++;
+      if (ok) mine++;
       if (m.verified) {
         verified++;
         if (ok) verifiedCorrect++;
       }
     }
+    perCollection.push({ id: c.id, relevant: rel, correct: mine, recall: rel > 0 ? mine / rel : 1 });
   }
+  perCollection.sort((a, b) => a.recall - b.recall || a.id.localeCompare(b.id));
+  const recalls = perCollection.map((p) => p.recall);
   let borderline = 0;
   let borderlineRelevant = 0;
+  /** Collections whose ANN search returned fewer hits than asked for while the index held more items. */
+  const shortSearches: { id: string; retrieved: number; relevant: number }[] = [];
   const attrsById = new Map(cols.map((c) => [c.id, c.attributes]));
+  const relevantById = new Map(perCollection.map((p) => [p.id, p.relevant]));
   for (const c of candidates ?? []) {
     const attrs = attrsById.get(c.collectionId);
     if (!attrs) continue;
+    const retrieved = (c as CollectionCandidates & { retrieved?: number }).retrieved;
+    if (retrieved !== undefined && retrieved < Math.min(topK, truth.size)) {
+      shortSearches.push({ id: c.collectionId, retrieved, relevant: relevantById.get(c.collectionId) ?? 0 });
+    }
     borderline += c.borderline.length;
     borderlineRelevant += c.borderline.filter((b) => carries(truth.get(b.itemId), attrs)).length;
   }
@@ -154,11 +170,19 @@ function truthAnalysis(
     recall: relevant > 0 ? correct / relevant : NaN,
     verified,
     verifiedCorrect,
+    collectionRecall: {
+      min: round(recalls[0] ?? NaN, 4),
+      p10: round(quantile(recalls, 0.1), 4),
+      median: round(quantile(recalls, 0.5), 4),
+      below90: recalls.filter((r) => r < 0.9).length,
+      worst: perCollection.slice(0, 5).map((p) => ({ ...p, recall: round(p.recall, 4) })),
+    },
     ...(candidates
       ? {
           borderline,
           borderlineRelevant,
           /** Borderline pairs the VLM admitted that are wrong, and relevant ones it turned away. */
+          shortSearches,
           falseYes: verified - verifiedCorrect,
           falseNo: borderlineRelevant - verifiedCorrect,
           decisionAccuracy:
@@ -412,11 +436,18 @@ async function main() {
     const vocab = JSON.parse(readFileSync(path.join(runDir, vocabFile), 'utf8')) as { collections: CollectionDef[] };
     const phrases = vocab.collections.map((c) => c.name);
     console.log(`bare peer: ${ITEMS} images × ${phrases.length} phrases…`);
-    const bare = await barePeer(
-      io,
-      synthetic.rows.map((r) => r.imageUri),
-      phrases,
-    );
+    // Twice, the faster taken: the machine is shared, and a burst of someone else's load should not flatter us.
+    const bareRuns = [];
+    for (let r = 0; r < 2; r++) {
+      bareRuns.push(
+        await barePeer(
+          io,
+          synthetic.rows.map((row) => row.imageUri),
+          phrases,
+        ),
+      );
+    }
+    const bare = bareRuns.reduce((a, x) => (x.seconds < a.seconds ? x : a));
     console.log(
       `bare: embed ${bare.embedSeconds.toFixed(1)} s + score ${bare.scoreSeconds.toFixed(2)} s (checksum ${bare.checksum.toFixed(3)})`,
     );
@@ -507,7 +538,7 @@ async function main() {
       value: round(oursRate),
       unit: 'items/s',
       peer: {
-        name: `bare InferencePool.embedImages loop (read + embed, batch ${BATCH}, ${THREADS} intra-op thread(s), ${SLOTS} in flight) + brute-force cosine vs ${phrases.length} phrases`,
+        name: `bare InferencePool.embedImages loop (best of 2; read + embed, batch ${BATCH}, ${THREADS} intra-op thread(s), ${SLOTS} in flight) + brute-force cosine vs ${phrases.length} phrases`,
         value: round(bareRate),
       },
       ratio: round(oursRate / bareRate, 3),
@@ -552,7 +583,11 @@ async function main() {
       fullTruth: { ours: fullOurs, baseline: fullBase },
       stagesSeconds: stages,
       childBackfill: { workflowId: child.workflowId, seconds: round(backfillSeconds, 1) },
-      bare: { embedSeconds: round(bare.embedSeconds, 2), scoreSeconds: round(bare.scoreSeconds, 2) },
+      bare: {
+        embedSeconds: round(bare.embedSeconds, 2),
+        scoreSeconds: round(bare.scoreSeconds, 2),
+        runsSeconds: bareRuns.map((x) => round(x.seconds, 2)),
+      },
       walls: {
         generateSeconds: round(genSeconds, 1),
         buildSeconds: round(ours.wallSeconds, 1),
@@ -588,6 +623,17 @@ async function main() {
     );
     notes.push(
       `stage wall times (history, scheduled → closed): ${stages.map((x) => `${x.stage} ${x.seconds}s`).join(', ')}.`,
+    );
+    notes.push(
+      `full ground truth (all ${ITEMS} items, not only the labelled subset): member precision ${fullOurs.precision.toFixed(4)} ` +
+        `(dual encoder only ${fullBase.precision.toFixed(4)}), member recall ${fullOurs.recall.toFixed(4)} ` +
+        `(${fullBase.recall.toFixed(4)}); per-collection recall min ${fullOurs.collectionRecall.min}, p10 ` +
+        `${fullOurs.collectionRecall.p10}, median ${fullOurs.collectionRecall.median}, ${fullOurs.collectionRecall.below90} ` +
+        `collections below 0.9; worst ${JSON.stringify(fullOurs.collectionRecall.worst)}; ANN searches that returned ` +
+        `fewer hits than min(topK, items): ${JSON.stringify(fullOurs.shortSearches)}. VLM verification: ` +
+        `${fullOurs.borderline} borderline pairs, ${fullOurs.borderlineRelevant} truly relevant; admitted ` +
+        `${fullOurs.verified} (${fullOurs.verifiedCorrect} right, ${fullOurs.falseYes} wrong), turned away ` +
+        `${fullOurs.falseNo} relevant; decision accuracy ${fullOurs.decisionAccuracy?.toFixed(4)}.`,
     );
     notes.push(
       'Reference system (../shared/notes/anchors.md): published P@10 0.96 — context only, not an in-run peer.',

@@ -4,6 +4,7 @@
  * upserted by that key (position deletes + inserts, one snapshot per call), so a retried batch replaces its rows
  * instead of duplicating them. `item_id` is informational: items with identical content share one row.
  */
+import { loadOrCreateTable } from '../iceberg/catalog/load-or-create.js';
 import type { SqlCatalog } from '../iceberg/catalog/sql-catalog.js';
 import { and, eq, isIn, type Expression } from '../iceberg/expressions.js';
 import { currentSchema, type TableMetadata } from '../iceberg/metadata-json.js';
@@ -35,32 +36,12 @@ export const EXTRACTION_SCHEMA: Schema = {
 /** Above this many hashes a lookup filters on prompt version and model only, and picks the hashes in memory. */
 const MAX_IN_FILTER = 2000;
 
-function namespaceOf(table: string): string[] {
-  return table.split('.').slice(0, -1);
-}
-
 /** Loads the extraction table, creating it (and its namespace) when missing; checks its columns and key otherwise. */
 export async function ensureExtractionTable(catalog: SqlCatalog, table: string): Promise<TableMetadata> {
-  if (!(await catalog.tableExists(table))) {
-    const ns = namespaceOf(table);
-    if (ns.length === 0) {
-      throw new CollectionsError('invalid-option', `extraction table "${table}" needs a namespace, e.g. db.${table}`);
-    }
-    if (!(await catalog.namespaceExists(ns))) {
-      try {
-        await catalog.createNamespace(ns);
-      } catch (err) {
-        if (!(await catalog.namespaceExists(ns))) throw err;
-      }
-    }
-    try {
-      return (await catalog.createTable(table, { schema: EXTRACTION_SCHEMA })).metadata;
-    } catch (err) {
-      // Two activities may create it at once: the loser loads the winner's table.
-      if (!(await catalog.tableExists(table))) throw err;
-    }
+  if (!table.includes('.')) {
+    throw new CollectionsError('invalid-option', `extraction table "${table}" needs a namespace, e.g. db.${table}`);
   }
-  const { metadata } = await catalog.loadTable(table);
+  const metadata = await loadOrCreateTable(catalog, table, { schema: EXTRACTION_SCHEMA });
   const schema = currentSchema(metadata);
   const idOf = new Map(schema.fields.map((f) => [f.name, f.id]));
   const missing = EXTRACTION_SCHEMA.fields.filter((f) => !idOf.has(f.name)).map((f) => f.name);

@@ -11,6 +11,7 @@
  */
 import { listAliases, readAlias, type AliasRecord } from '../embedding/alias-store.js';
 import { appendColumns } from '../iceberg/append.js';
+import { loadOrCreateTable } from '../iceberg/catalog/load-or-create.js';
 import type { SqlCatalog } from '../iceberg/catalog/sql-catalog.js';
 import * as ex from '../iceberg/expressions.js';
 import { currentSchema, type TableMetadata } from '../iceberg/metadata-json.js';
@@ -72,34 +73,12 @@ export const COLLECTIONS_SCHEMA: Schema = {
   ],
 };
 
-function namespaceOf(table: string): string[] {
-  return table.split('.').slice(0, -1);
-}
-
 /** Loads the collections table, creating it (and its namespace) when missing; checks its columns otherwise. */
 export async function ensureCollectionsTable(catalog: SqlCatalog, table: string): Promise<TableMetadata> {
-  if (!(await catalog.tableExists(table))) {
-    const ns = namespaceOf(table);
-    if (ns.length > 0 && !(await catalog.namespaceExists(ns))) {
-      try {
-        await catalog.createNamespace(ns);
-      } catch (err) {
-        if (!(await catalog.namespaceExists(ns))) throw err;
-      }
-    }
-    try {
-      return (
-        await catalog.createTable(table, {
-          schema: COLLECTIONS_SCHEMA,
-          partitionSpec: [{ sourceColumn: 'version', transform: 'identity' }],
-        })
-      ).metadata;
-    } catch (err) {
-      // Another writer created it meanwhile.
-      if (!(await catalog.tableExists(table))) throw err;
-    }
-  }
-  const { metadata } = await catalog.loadTable(table);
+  const metadata = await loadOrCreateTable(catalog, table, {
+    schema: COLLECTIONS_SCHEMA,
+    partitionSpec: [{ sourceColumn: 'version', transform: 'identity' }],
+  });
   const names = new Set(currentSchema(metadata).fields.map((f) => f.name));
   const missing = COLLECTIONS_SCHEMA.fields.filter((f) => !names.has(f.name)).map((f) => f.name);
   if (missing.length > 0) {

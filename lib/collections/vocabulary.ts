@@ -1,3 +1,4 @@
+import { cosine } from '../embedding/index-store.js';
 import type { VocabularyReview } from '../../schemas/collections.js';
 import { CollectionsError } from './errors.js';
 import {
@@ -53,18 +54,6 @@ interface ValueCluster {
   vector: Float32Array;
   /** The tower cannot tell the canonical phrase from a meaningless token. */
   meaningless: boolean;
-}
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb);
 }
 
 function compareStrings(a: string, b: string): number {

@@ -1,3 +1,4 @@
+import { cosine } from '../embedding/index-store.js';
 import { CollectionsError } from './errors.js';
 import { normaliseAttribute, type Attributes, type ExtractionRecord } from './types.js';
 
@@ -24,18 +25,6 @@ export interface ZeroShotOptions {
   batchSize?: number;
   /** Time of the records' `extractedAt`. @default now */
   now?: () => Date;
-}
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb);
 }
 
 /**

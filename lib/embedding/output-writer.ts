@@ -5,6 +5,7 @@
  * `vector` is `list<float>` (required elements): pyiceberg, DuckDB and Spark all read it as an array of floats.
  */
 import { metadataDirectory } from '../iceberg/catalog/metadata-location.js';
+import { loadOrCreateTable } from '../iceberg/catalog/load-or-create.js';
 import type { SqlCatalog } from '../iceberg/catalog/sql-catalog.js';
 import type { DataFile } from '../iceberg/data-file.js';
 import { commitNewManifests, currentManifests, dataDirectory, writeAddedManifest } from '../iceberg/append.js';
@@ -37,28 +38,9 @@ export const VECTORS_SCHEMA: Schema = {
 /** Snapshot summary property listing the shard ids a commit added (audit; idempotency reads the manifests). */
 export const SHARDS_SUMMARY_PROPERTY = 'sluice.embedding.shards';
 
-function namespaceOf(table: string): string[] {
-  return table.split('.').slice(0, -1);
-}
-
 /** Loads the vectors table, creating it (and its namespace) when missing; checks the columns otherwise. */
 export async function ensureVectorsTable(catalog: SqlCatalog, table: string): Promise<TableMetadata> {
-  if (!(await catalog.tableExists(table))) {
-    const ns = namespaceOf(table);
-    if (!(await catalog.namespaceExists(ns))) {
-      try {
-        await catalog.createNamespace(ns);
-      } catch (err) {
-        if (!(await catalog.namespaceExists(ns))) throw err;
-      }
-    }
-    try {
-      return (await catalog.createTable(table, { schema: VECTORS_SCHEMA })).metadata;
-    } catch (err) {
-      if (!(await catalog.tableExists(table))) throw err;
-    }
-  }
-  const { metadata } = await catalog.loadTable(table);
+  const metadata = await loadOrCreateTable(catalog, table, { schema: VECTORS_SCHEMA });
   const names = currentSchema(metadata).fields.map((f) => f.name);
   for (const want of VECTORS_SCHEMA.fields) {
     if (!names.includes(want.name)) {

@@ -37,6 +37,11 @@ export interface SparkSubmitOutcome {
   /** True when `hooks.signal` aborted it. */
   cancelled: boolean;
   applicationId: string | undefined;
+  /**
+   * The handle a cluster-mode submission is killed by, when it differs from the application id: the standalone
+   * driver id (`driver-…`) or the Kubernetes `namespace:driver-pod`.
+   */
+  submissionId?: string;
   driverLogPath: string;
   /** The lines the classifier reads: every line that looks like a failure, then the last lines of the log. */
   logExcerpt: string[];
@@ -85,6 +90,89 @@ const APP_ID_PATTERNS: readonly RegExp[] = [
   /[Aa]pplication ID:? (spark-[0-9a-f]{32})/,
 ];
 
+// Where a cluster-mode spark-submit names the submission it made: the standalone driver (legacy gateway and REST
+// server) and the Kubernetes driver pod (`namespace:pod`).
+const SUBMISSION_ID_PATTERNS: readonly RegExp[] = [
+  /Driver successfully submitted as (driver-\d{14}-\d{4})/,
+  /Submission successfully created as (driver-\d{14}-\d{4})/,
+  /submission ID (\S+:\S+?)(?: into Kubernetes)?\.?$/,
+];
+
+/** The submission id in a spark-submit log line, if the line names it. */
+export function submissionIdInLine(line: string): string | undefined {
+  for (const pattern of SUBMISSION_ID_PATTERNS) {
+    const m = pattern.exec(line);
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
+// A standalone cluster-mode client that waits for its driver ends with this line, exit code 0 whatever the state.
+const STANDALONE_DRIVER_END = /State of driver (driver-\S+) is (FINISHED|FAILED|ERROR|KILLED|UNKNOWN)/;
+
+/** A command that runs outside the attempt's process group: the remote kill of a cluster-mode submission. */
+export interface SparkCommand {
+  command: string;
+  args: string[];
+}
+
+/**
+ * How to kill a cluster-mode application whose driver runs elsewhere, or `undefined` when killing the local
+ * spark-submit process group is enough (client mode: the driver is in the group, and the cluster manager ends the
+ * application when its driver goes away).
+ * - standalone: the legacy gateway's `org.apache.spark.deploy.Client kill <master> <driver-id>`, which talks to the
+ *   master's RPC port. (`spark-submit --kill` goes through the REST server, which Spark 4 leaves off by default and
+ *   which listens on its own port.)
+ * - Kubernetes: `spark-submit --master k8s://… --kill <namespace>:<driver-pod>`.
+ * - YARN: `spark-submit --kill` has no YARN client, so `yarn application -kill <application id>` (the Hadoop CLI;
+ *   `$HADOOP_HOME/bin/yarn`, else `yarn` on PATH).
+ */
+export function remoteKillCommand(
+  req: Pick<SparkSubmitRequest, 'master' | 'deployMode'>,
+  ids: { applicationId?: string | undefined; submissionId?: string | undefined },
+  homes: { sparkHome: string; hadoopHome?: string | undefined },
+): SparkCommand | undefined {
+  if (req.deployMode !== 'cluster') return undefined;
+  const kind = masterKind(req.master);
+  if (kind === 'standalone' && ids.submissionId) {
+    return {
+      command: path.join(homes.sparkHome, 'bin', 'spark-class'),
+      args: ['org.apache.spark.deploy.Client', 'kill', req.master, ids.submissionId],
+    };
+  }
+  if (kind === 'k8s' && ids.submissionId) {
+    return {
+      command: path.join(homes.sparkHome, 'bin', 'spark-submit'),
+      args: ['--master', req.master, '--kill', ids.submissionId],
+    };
+  }
+  if (kind === 'yarn' && ids.applicationId?.startsWith('application_')) {
+    return {
+      command: homes.hadoopHome ? path.join(homes.hadoopHome, 'bin', 'yarn') : 'yarn',
+      args: ['application', '-kill', ids.applicationId],
+    };
+  }
+  return undefined;
+}
+
+/**
+ * Settings that keep a cluster-mode spark-submit running until its application ends, so that the attempt's
+ * activity lasts as long as the application and sees how it ended. Standalone's client leaves at once by default.
+ */
+export function waitForCompletionConf(master: string, deployMode: 'client' | 'cluster'): Record<string, string> {
+  if (deployMode !== 'cluster') return {};
+  switch (masterKind(master)) {
+    case 'standalone':
+      return { 'spark.standalone.submit.waitAppCompletion': 'true' };
+    case 'yarn':
+      return { 'spark.yarn.submit.waitAppCompletion': 'true' };
+    case 'k8s':
+      return { 'spark.kubernetes.submission.waitAppCompletion': 'true' };
+    default:
+      return {};
+  }
+}
+
 /** The application id in a driver log line, if the line names it. */
 export function applicationIdInLine(line: string): string | undefined {
   for (const pattern of APP_ID_PATTERNS) {
@@ -108,6 +196,8 @@ export interface SparkSubmitProcessOptions {
   env?: Record<string, string>;
   /** `spark.executor.metrics.pollingInterval` in ms; short so short jobs still show their peaks. @default 500 */
   metricsPollingIntervalMs?: number;
+  /** Where `bin/yarn` is, for killing YARN cluster-mode applications. @default HADOOP_HOME, else `yarn` on PATH */
+  hadoopHome?: string;
   /** Time between SIGTERM and SIGKILL when cancelling. @default 5000 */
   killGraceMs?: number;
   /** Lines kept from the end of the log for the classifier (the captures in test/fixtures/spark-logs keep as many). @default 60 */
@@ -146,6 +236,7 @@ export class SparkSubmitProcess implements SparkSubmitter {
       ...req.app.conf,
       ...resourceConf(req.resources, req.master),
       ...eventLogConf(req.eventLogDir, this.opts.metricsPollingIntervalMs ?? 500),
+      ...waitForCompletionConf(req.master, req.deployMode),
     };
     if (this.opts.exitDriverOnOom ?? true) {
       const own = req.app.conf['spark.driver.extraJavaOptions'];
@@ -188,11 +279,15 @@ export class SparkSubmitProcess implements SparkSubmitter {
     const tail: string[] = [];
     const evidence: string[] = [];
     let applicationId: string | undefined;
+    let submissionId: string | undefined;
+    let driverEnd: string | undefined;
     const onLine = (line: string) => {
       log.write(`${line}\n`);
       tail.push(line);
       if (tail.length > tailLimit) tail.shift();
       if (EVIDENCE.test(line) && evidence.length < 400) evidence.push(line);
+      submissionId ??= submissionIdInLine(line);
+      driverEnd = STANDALONE_DRIVER_END.exec(line)?.[2] ?? driverEnd;
       if (!applicationId) {
         const id = applicationIdInLine(line);
         if (id) {
@@ -220,7 +315,7 @@ export class SparkSubmitProcess implements SparkSubmitter {
     let cancelled = false;
     const onAbort = () => {
       cancelled = true;
-      if (pgid !== undefined) void this.killGroup(pgid, req, applicationId);
+      if (pgid !== undefined) void this.killGroup(pgid, req, { applicationId, submissionId });
     };
     if (hooks.signal?.aborted) onAbort();
     else hooks.signal?.addEventListener('abort', onAbort, { once: true });
@@ -236,11 +331,16 @@ export class SparkSubmitProcess implements SparkSubmitter {
     const eventLogPath = findEventLog(req.eventLogDir, applicationId);
     applicationId ??= eventLogPath ? path.basename(eventLogPath).replace(/\.inprogress$/, '') : undefined;
     const excerpt = [...evidence, '--- tail ---', ...tail.filter((l) => !evidence.includes(l))];
+    // A standalone cluster-mode client exits 0 even when its driver failed or was killed; the driver's own log is
+    // on the worker (`<work dir>/<driver id>/stderr`), so the attempt fails on the client's word.
+    const driverFailed = exit.code === 0 && driverEnd !== undefined && driverEnd !== 'FINISHED';
+    if (driverFailed) excerpt.unshift(`standalone driver ${submissionId ?? '(unknown id)'} ended ${driverEnd}`);
     return {
-      exitCode: exit.code,
+      exitCode: driverFailed ? 1 : exit.code,
       signal: exit.signal,
       cancelled,
       applicationId,
+      ...(submissionId ? { submissionId } : {}),
       driverLogPath: req.driverLogPath,
       logExcerpt: excerpt,
       eventLogPath,
@@ -253,23 +353,35 @@ export class SparkSubmitProcess implements SparkSubmitter {
    * Cancels an attempt: in cluster deploy mode the driver runs elsewhere, so Spark is asked to kill it; then the
    * local process group gets SIGTERM, and SIGKILL after the grace time.
    */
-  private async killGroup(pgid: number, req: SparkSubmitRequest, applicationId: string | undefined): Promise<void> {
-    if (req.deployMode === 'cluster' && applicationId) await this.killRemote(req, applicationId).catch(() => undefined);
+  private async killGroup(
+    pgid: number,
+    req: SparkSubmitRequest,
+    ids: { applicationId: string | undefined; submissionId: string | undefined },
+  ): Promise<void> {
+    await this.killRemote(req, ids).catch(() => undefined);
     signalGroup(pgid, 'SIGTERM');
     const deadline = Date.now() + (this.opts.killGraceMs ?? 5000);
     while (groupAlive(pgid) && Date.now() < deadline) await sleep(100);
     signalGroup(pgid, 'SIGKILL');
   }
 
-  /** `spark-submit --kill` for standalone and Kubernetes; YARN applications die with their submitter's client. */
-  private async killRemote(req: SparkSubmitRequest, applicationId: string): Promise<void> {
-    const kind = masterKind(req.master);
-    if (kind !== 'standalone' && kind !== 'k8s') return;
-    const child = spawn(this.sparkSubmitPath(), ['--master', req.master, '--kill', applicationId], {
-      stdio: 'ignore',
-      env: { ...process.env, SPARK_HOME: this.opts.sparkHome },
+  /** The cluster manager's kill for a cluster-mode application ({@link remoteKillCommand}); bounded to 60 s. */
+  private async killRemote(
+    req: SparkSubmitRequest,
+    ids: { applicationId: string | undefined; submissionId: string | undefined },
+  ): Promise<void> {
+    const cmd = remoteKillCommand(req, ids, {
+      sparkHome: path.dirname(path.dirname(this.sparkSubmitPath())),
+      hadoopHome: this.opts.hadoopHome ?? process.env.HADOOP_HOME,
     });
-    await new Promise<void>((resolve) => child.once('close', () => resolve()));
+    if (!cmd) return;
+    const env: NodeJS.ProcessEnv = { ...process.env, SPARK_HOME: this.opts.sparkHome, ...this.opts.env };
+    env.SPARK_SCALA_VERSION ??= '2.13';
+    const child = spawn(cmd.command, cmd.args, { stdio: 'ignore', env, timeout: 60_000 });
+    await new Promise<void>((resolve) => {
+      child.once('error', () => resolve());
+      child.once('close', () => resolve());
+    });
   }
 
   /** Waits briefly for the group to empty, then kills what is left. */

@@ -276,6 +276,9 @@ describe('sluice collections CLI against a real collections-build run', () => {
     expect(reviewed.stderr).toBe('');
     expect(reviewed.code).toBe(0);
     expect(reviewed.stdout).toContain(`edit sent by ana to ${v1.workflowId}`);
+    // The update answers with the decided status (the edit itself is applied by an activity afterwards).
+    expect(reviewed.stdout.split('\n')).toContain('status: edited');
+    expect(reviewed.stdout).toMatch(/^reviewed by ana/m);
 
     const result = await v1.result();
     expect(result.phase).toBe('done');

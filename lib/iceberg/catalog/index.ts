@@ -10,3 +10,4 @@ export * from './postgres-driver.js';
 export * from './catalog-tables.js';
 export * from './metadata-location.js';
 export * from './sql-catalog.js';
+export * from './load-or-create.js';
