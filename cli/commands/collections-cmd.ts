@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Command } from 'commander';
 import { REPO_ROOT, sluiceEnv } from '../../lib/config.js';
 import { rollbackAlias } from '../../lib/embedding/alias-store.js';
@@ -11,6 +11,7 @@ import {
   type CollectionsBuildManifest,
 } from '../../lib/collections/publish.js';
 import type { PublishedCollection } from '../../lib/collections/types.js';
+import type { VocabularySummary } from '../../lib/collections/vocabulary.js';
 import { openWarehouse, resolveWarehouseUri } from '../../lib/stack/warehouse.js';
 import { readQuarantine } from '../../lib/collections/quarantine-store.js';
 import { CompositeFileIO } from '../../lib/storage/composite-file-io.js';
@@ -90,38 +91,33 @@ export function formatPublishedCollections(
 /** What the `vocabulary` query returns, read loosely so the CLI prints whatever the running build reports. */
 interface VocabularyViewLike {
   status?: string;
-  proposal?: VocabularySummaryLike;
-  approved?: VocabularySummaryLike;
+  proposal?: Partial<VocabularySummary>;
+  approved?: Partial<VocabularySummary>;
   reviewedBy?: string;
   comment?: string;
   timeoutSeconds?: number;
   onTimeout?: string;
 }
-interface VocabularySummaryLike {
-  collections?: number;
-  values?: Record<string, Record<string, number>>;
-  top?: { id: string; name: string; support: number; demand: number }[];
-  merges?: { key: string; canonical: string; merged: string[] }[];
-  dropped?: { name: string; reason: string }[];
-}
 
-function formatSummary(title: string, s: VocabularySummaryLike): string[] {
-  const lines = [`${title}: ${s.collections ?? s.top?.length ?? 0} collections`];
-  for (const [key, values] of Object.entries(s.values ?? {})) {
-    const list = Object.entries(values)
-      .sort((a, b) => b[1] - a[1])
-      .map(([v, n]) => `${v} (${n})`);
-    lines.push(`  ${key}: ${list.join(', ')}`);
+/** One vocabulary summary (`summariseVocabulary`'s shape: exact totals, capped lists). */
+function formatSummary(title: string, s: Partial<VocabularySummary>): string[] {
+  const lines = [`${title}: ${s.collectionCount ?? s.topCollections?.length ?? 0} collections`];
+  for (const [key, n] of Object.entries(s.valueCounts ?? {})) lines.push(`  ${key}: ${n} values`);
+  const merges = s.merges ?? [];
+  for (const m of merges) {
+    const more = (m.mergedCount ?? m.merged.length) - m.merged.length;
+    lines.push(`  merged ${m.key}: ${m.canonical} ← ${m.merged.join(', ')}${more > 0 ? ` (+${more} more)` : ''}`);
   }
-  for (const m of s.merges ?? []) lines.push(`  merged ${m.key}: ${m.canonical} ← ${m.merged.join(', ')}`);
-  if (s.top?.length) {
+  if ((s.mergeCount ?? 0) > merges.length) lines.push(`  … ${s.mergeCount! - merges.length} more merges`);
+  const top = s.topCollections ?? [];
+  if (top.length) {
     lines.push('  collections (demand, support):');
-    for (const c of s.top) lines.push(`    ${c.name.padEnd(32)} ${c.id}  demand ${c.demand}, support ${c.support}`);
+    for (const c of top) lines.push(`    ${c.name.padEnd(32)} ${c.id}  demand ${c.demand}, support ${c.support}`);
+    if ((s.collectionCount ?? 0) > top.length) lines.push(`    … ${s.collectionCount! - top.length} more`);
   }
-  if (s.dropped?.length) {
-    const reasons = new Map<string, number>();
-    for (const d of s.dropped) reasons.set(d.reason, (reasons.get(d.reason) ?? 0) + 1);
-    lines.push(`  dropped: ${[...reasons].map(([r, n]) => `${n} ${r}`).join(', ')}`);
+  const byReason = Object.entries(s.droppedByReason ?? {});
+  if (byReason.length) {
+    lines.push(`  dropped: ${byReason.map(([r, n]) => `${n} ${r}`).join(', ')}`);
   }
   return lines;
 }
@@ -332,6 +328,9 @@ export function registerCollections(program: Command): void {
           .catch((err: unknown) => {
             if (err instanceof WorkflowUpdateFailedError) {
               throw new Error(`the review was refused: ${err.cause?.message ?? err.message}`);
+            }
+            if (err instanceof WorkflowNotFoundError || /already completed/i.test(String((err as Error)?.message))) {
+              throw new Error(`${workflowId} is not running (finished, or never started): nothing to review`);
             }
             throw err;
           });

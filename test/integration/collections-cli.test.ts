@@ -373,7 +373,9 @@ describe('sluice collections CLI against a real collections-build run', () => {
     const refused = await sluice('collections', 'review', v1.workflowId, '--approve', '--by', 'bob');
     expect(refused.code).toBe(1);
     expect(refused.stdout).not.toContain('approve sent');
-    expect(refused.stderr).toMatch(/^sluice: .*workflow execution already completed/m);
+    expect(refused.stderr).toMatch(
+      /^sluice: collections-build\/.* is not running \(finished, or never started\): nothing to review/m,
+    );
     expect(refused.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
 
     // `show` of a name never published says so, and where it looked.

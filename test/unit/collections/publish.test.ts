@@ -247,21 +247,28 @@ describe('collections CLI helpers', () => {
       status: 'awaiting-review',
       timeoutSeconds: 600,
       onTimeout: 'approve',
+      // The shape summariseVocabulary gives the `vocabulary` query.
       proposal: {
-        collections: 2,
-        values: { color: { red: 10, blue: 4 } },
-        top: [{ id: 'color=red', name: 'red', support: 10, demand: 3 }],
-        merges: [{ key: 'color', canonical: 'red', merged: ['crimson'] }],
+        collectionCount: 2,
+        valueCounts: { color: 2 },
+        topCollections: [{ id: 'color=red', name: 'red', support: 10, demand: 3 }],
+        mergeCount: 1,
+        merges: [{ key: 'color', canonical: 'red', merged: ['crimson'], mergedCount: 1 }],
+        droppedCount: 2,
+        droppedByReason: { 'low-support': 2 },
         dropped: [
-          { name: 'mauve', reason: 'rare' },
-          { name: 'puce', reason: 'rare' },
+          { name: 'mauve', reason: 'low-support' },
+          { name: 'puce', reason: 'low-support' },
         ],
       },
     });
     expect(lines).toContain('status: awaiting-review');
     expect(lines).toContain('on no review within 600s the run will auto-approve');
-    expect(lines).toContain('  color: red (10), blue (4)');
+    expect(lines).toContain('proposal: 2 collections');
+    expect(lines).toContain('  color: 2 values');
     expect(lines).toContain('  merged color: red ← crimson');
-    expect(lines).toContain('  dropped: 2 rare');
+    expect(lines.some((l) => l.includes('color=red') && l.includes('demand 3, support 10'))).toBe(true);
+    expect(lines).toContain('    … 1 more');
+    expect(lines).toContain('  dropped: 2 low-support');
   });
 });
