@@ -19,7 +19,6 @@ import {
   type ExtractionRecord,
   type VerificationDecision,
   type Vocabulary,
-  type VlmBudget,
   type VlmUsage,
 } from '../lib/collections/types.js';
 import { stratifiedSample } from '../lib/collections/sample.js';
@@ -52,6 +51,7 @@ import {
   ProposeVocabularyInput,
   PublishCollectionsInput,
   VerifyBorderlineInput,
+  vlmBudgetLeft,
   type ApplyReviewResult,
   type AssignCollectionsResult,
   type CollectionsRunPaths,
@@ -146,14 +146,6 @@ function trimRoot(uri: string): string {
 
 interface StoredSample {
   rows: CatalogRow[];
-}
-
-/** What is left of a budget after `spent`; an unlimited dimension stays unlimited. */
-function budgetLeft(budget: VlmBudget, spent: VlmUsage): VlmBudget {
-  return {
-    ...(budget.maxCalls === undefined ? {} : { maxCalls: Math.max(0, budget.maxCalls - spent.calls) }),
-    ...(budget.maxCostUsd === undefined ? {} : { maxCostUsd: Math.max(0, budget.maxCostUsd - spent.costUsd) }),
-  };
 }
 
 /** Appends quarantined records under a prefix (JSONL parts an operator can replay) and counts them. */
@@ -351,7 +343,7 @@ export function createCollectionsActivities(deps: CollectionsActivityDeps) {
               .filter(Boolean)
               .map((h) => ({ contentHash: h, promptVersion: input.promptVersion, model: input.vlm.model })),
           );
-          const remaining = budgetLeft(input.budget, usage);
+          const remaining = vlmBudgetLeft(input.budget, usage);
           const out = await extractWithVlm({
             client,
             items: batch,
@@ -474,7 +466,7 @@ export function createCollectionsActivities(deps: CollectionsActivityDeps) {
         let budgetExhausted = false;
         let chunk = resumeFrom;
         for (; chunk < chunks.length && !budgetExhausted; chunk++) {
-          const remaining = budgetLeft(input.budget, usage);
+          const remaining = vlmBudgetLeft(input.budget, usage);
           const out = await verifyBorderline({
             client,
             candidates: chunks[chunk]!,

@@ -303,6 +303,27 @@ export interface VlmUsageJson {
   costUsd: number;
 }
 
+/** The sum of two usages. */
+export function addVlmUsage(a: VlmUsageJson, b: VlmUsageJson): VlmUsageJson {
+  return {
+    calls: a.calls + b.calls,
+    promptTokens: a.promptTokens + b.promptTokens,
+    completionTokens: a.completionTokens + b.completionTokens,
+    costUsd: a.costUsd + b.costUsd,
+  };
+}
+
+/** What is left of a run's VLM budget after `spent`; an unlimited dimension stays unlimited. */
+export function vlmBudgetLeft(
+  budget: { maxCalls?: number | undefined; maxCostUsd?: number | undefined },
+  spent: VlmUsageJson,
+): { maxCalls?: number; maxCostUsd?: number } {
+  return {
+    ...(budget.maxCalls === undefined ? {} : { maxCalls: Math.max(0, budget.maxCalls - spent.calls) }),
+    ...(budget.maxCostUsd === undefined ? {} : { maxCostUsd: Math.max(0, budget.maxCostUsd - spent.costUsd) }),
+  };
+}
+
 export interface ExtractResult {
   extractionsUri: string;
   extracted: number;

@@ -18,6 +18,8 @@ import {
   COLLECTIONS_UPDATES,
   CollectionsBuildInput,
   VocabularyReview,
+  addVlmUsage,
+  vlmBudgetLeft,
   type CollectionsBuildSummary,
   type CollectionsPhase,
   type VlmUsageJson,
@@ -77,15 +79,6 @@ const STAGES: CollectionsPhase[] = [
   'done',
 ];
 
-function addUsage(a: VlmUsageJson, b: VlmUsageJson): VlmUsageJson {
-  return {
-    calls: a.calls + b.calls,
-    promptTokens: a.promptTokens + b.promptTokens,
-    completionTokens: a.completionTokens + b.completionTokens,
-    costUsd: a.costUsd + b.costUsd,
-  };
-}
-
 /**
  * `collections-build/<name>/<version>`: turns a catalog into searchable collections. The VLM labels a stratified
  * sample (cached in Iceberg, so a rerun never pays twice); the vocabulary is curated and waits for an operator's
@@ -121,14 +114,9 @@ export async function collectionsBuild(rawInput: CollectionsBuildInput): Promise
   const vocabulary: VocabularyView = { status: 'not-yet' };
   let review: VocabularyReview | undefined;
 
-  const remainingBudget = () => ({
-    ...(input.budget.maxCalls === undefined ? {} : { maxCalls: Math.max(0, input.budget.maxCalls - usage.calls) }),
-    ...(input.budget.maxCostUsd === undefined
-      ? {}
-      : { maxCostUsd: Math.max(0, input.budget.maxCostUsd - usage.costUsd) }),
-  });
+  const remainingBudget = () => vlmBudgetLeft(input.budget, usage);
   const spend = (u: VlmUsageJson) => {
-    usage = addUsage(usage, u);
+    usage = addVlmUsage(usage, u);
     summary.vlm = { ...summary.vlm, ...usage };
   };
   const showPhase = (phase: CollectionsPhase, detail: string) => {

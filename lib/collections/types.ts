@@ -3,6 +3,7 @@
  * imports), its activities and its CLI. Attribute keys and values are normalised: lower case, trimmed, inner
  * whitespace collapsed to one space.
  */
+import { addVlmUsage } from '../../schemas/collections.js';
 
 /** Normalised key → value attributes of one item, e.g. `{ color: 'red', shape: 'circle' }`. */
 export type Attributes = Record<string, string>;
@@ -69,14 +70,8 @@ export interface VlmUsage {
 
 export const NO_USAGE: VlmUsage = { calls: 0, promptTokens: 0, completionTokens: 0, costUsd: 0 };
 
-export function addUsage(a: VlmUsage, b: VlmUsage): VlmUsage {
-  return {
-    calls: a.calls + b.calls,
-    promptTokens: a.promptTokens + b.promptTokens,
-    completionTokens: a.completionTokens + b.completionTokens,
-    costUsd: a.costUsd + b.costUsd,
-  };
-}
+/** The sum of two usages. */
+export const addUsage: (a: VlmUsage, b: VlmUsage) => VlmUsage = addVlmUsage;
 
 /** The run's VLM budget; `undefined` fields are unlimited. */
 export interface VlmBudget {
