@@ -550,9 +550,10 @@ export function createCollectionsActivities(deps: CollectionsActivityDeps) {
             ? qualityGate(evaluation, {
                 minPrecisionAt10: input.evaluation.minPrecisionAt10,
                 minRecallAt10: input.evaluation.minRecallAt10,
+                minCollectionRecall: input.evaluation.minCollectionRecall,
               })
             : null;
-        const callShare = vlmCallShare(input.usage.calls, input.catalogItems, vocabulary.collections.length);
+        const callShare = vlmCallShare(input.usage.calls, input.catalogItems, published.length);
         const summary: Record<string, string> = {
           ...input.facts,
           'sluice.collections.vlm-calls': String(input.usage.calls),
@@ -788,6 +789,12 @@ export function createCollectionsGpuActivities(deps: CollectionsGpuActivityDeps)
           onProgress: (done, total) => Context.current().heartbeat({ phase: 'retrieving', done, total }),
         });
         const candidates: CollectionCandidates[] = result.candidates;
+        if (index.incompleteSearches > 0) {
+          log.warn('the item index returned fewer hits than asked: some items may be unreachable in its graph', {
+            index: input.itemIndex,
+            incompleteSearches: index.incompleteSearches,
+          });
+        }
         const candidatesUri = await writeJson(io, `${input.runRoot}/candidates.json`, candidates);
         return {
           candidatesUri,
@@ -796,6 +803,7 @@ export function createCollectionsGpuActivities(deps: CollectionsGpuActivityDeps)
           borderline: candidates.reduce((n, c) => n + c.borderline.length, 0),
           indexedItems: index.keys.length,
           capped: result.capped,
+          incompleteSearches: index.incompleteSearches,
           seconds: (performance.now() - started) / 1000,
         };
       });

@@ -147,6 +147,11 @@ export const CollectionsBuildInput = z
         uri: StorageUri,
         minPrecisionAt10: z.number().min(0).max(1).default(0.95),
         minRecallAt10: z.number().min(0).max(1).default(0.9),
+        /**
+         * The lowest member recall any one collection may have (over queries with ≥ 10 labelled relevant items):
+         * top-10 figures cannot see a collection that lost most of its members. @default 0.5
+         */
+        minCollectionRecall: z.number().min(0).max(1).default(0.5),
       })
       .optional(),
     output: z
@@ -409,6 +414,8 @@ export interface AssignCollectionsResult {
   indexedItems: number;
   /** Collections whose search stopped at the index-size cap while hits were still above the borderline score. */
   capped: number;
+  /** ANN searches that returned fewer hits than asked although the index holds more (unreachable graph nodes). */
+  incompleteSearches: number;
   seconds: number;
 }
 
@@ -446,7 +453,14 @@ export const PublishCollectionsInput = z.strictObject({
   vocabularyUri: StorageUri,
   decisionsUri: StorageUri.optional(),
   minConfidence: z.number(),
-  evaluation: z.strictObject({ uri: StorageUri, minPrecisionAt10: z.number(), minRecallAt10: z.number() }).optional(),
+  evaluation: z
+    .strictObject({
+      uri: StorageUri,
+      minPrecisionAt10: z.number(),
+      minRecallAt10: z.number(),
+      minCollectionRecall: z.number().default(0),
+    })
+    .optional(),
   /** The catalog's item count: the naive approach asks the VLM about every item × every collection. */
   catalogItems: z.number().int().nonnegative(),
   usage: z.strictObject({
@@ -473,6 +487,7 @@ export interface PublishCollectionsResult {
     memberRecall: number;
     collectionsEvaluated: number;
     queriesEvaluated: number;
+    worstCollectionRecall?: { collectionId: string; recall: number; relevant: number };
   };
   gate: { passed: boolean; reasons: string[] } | null;
   /** VLM calls as a share of items × collections. */

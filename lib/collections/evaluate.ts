@@ -67,7 +67,10 @@ const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((s, x) => s + x, 
  *   collections;
  * - R@10 of a query: |10 best labelled members of its collection ∩ relevant| / min(10, |relevant|), 0 without a
  *   matched collection; `recallAt10` is the mean over queries with at least one relevant item;
- * - `memberRecall`: Σ |members ∩ relevant| / Σ |relevant| over the queries (all members, not only 10).
+ * - `memberRecall`: Σ |members ∩ relevant| / Σ |relevant| over the queries (all members, not only 10);
+ * - `worstCollectionRecall`: the lowest |members ∩ relevant| / |relevant| of one matched collection, among queries
+ *   with at least {@link MIN_RELEVANT_FOR_COLLECTION_RECALL} relevant items (fewer make the share too noisy). Top-10
+ *   figures cannot see a collection that lost most of its members; this can.
  */
 export function evaluateCollections(
   published: readonly PublishedCollection[],
@@ -79,6 +82,7 @@ export function evaluateCollections(
   const recalls: number[] = [];
   let relevantFound = 0;
   let relevantTotal = 0;
+  let worst: EvaluationResult['worstCollectionRecall'];
   for (const query of evalSet.queries) {
     const relevant = new Set(query.relevant);
     const match = published.find((c) => sameAttributes(c.attributes, query.attributes));
@@ -88,7 +92,12 @@ export function evaluateCollections(
     if (relevant.size > 0) {
       recalls.push(hits / Math.min(10, relevant.size));
       relevantTotal += relevant.size;
-      if (match) relevantFound += match.items.filter((m) => relevant.has(m.itemId)).length;
+      const found = match ? match.items.filter((m) => relevant.has(m.itemId)).length : 0;
+      relevantFound += found;
+      if (match && relevant.size >= MIN_RELEVANT_FOR_COLLECTION_RECALL) {
+        const recall = found / relevant.size;
+        if (!worst || recall < worst.recall) worst = { collectionId: match.id, recall, relevant: relevant.size };
+      }
     }
   }
   return {
@@ -97,8 +106,12 @@ export function evaluateCollections(
     memberRecall: relevantTotal === 0 ? 0 : relevantFound / relevantTotal,
     collectionsEvaluated: precisions.length,
     queriesEvaluated: recalls.length,
+    ...(worst ? { worstCollectionRecall: worst } : {}),
   };
 }
+
+/** Labelled relevant items a query needs before its collection's own recall counts (see `worstCollectionRecall`). */
+export const MIN_RELEVANT_FOR_COLLECTION_RECALL = 10;
 
 /**
  * VLM calls as a share of the naive approach, which asks the VLM about every item for every collection:
@@ -117,6 +130,8 @@ export function vlmCallShare(calls: number, items: number, collections: number):
 export interface QualityGateThresholds {
   minPrecisionAt10: number;
   minRecallAt10: number;
+  /** The lowest member recall one collection may have (see `worstCollectionRecall`). @default 0 (not checked) */
+  minCollectionRecall?: number;
 }
 
 /** The gate's verdict: every reason it refused, empty when it passed. */
@@ -137,6 +152,13 @@ export function qualityGate(result: EvaluationResult, thresholds: QualityGateThr
   }
   if (result.recallAt10 < thresholds.minRecallAt10) {
     reasons.push(`recall@10 ${result.recallAt10.toFixed(4)} < ${thresholds.minRecallAt10}`);
+  }
+  const worst = result.worstCollectionRecall;
+  if (worst && thresholds.minCollectionRecall !== undefined && worst.recall < thresholds.minCollectionRecall) {
+    reasons.push(
+      `collection ${worst.collectionId} holds only ${(worst.recall * 100).toFixed(1)}% of its ${worst.relevant} ` +
+        `labelled relevant items (< ${thresholds.minCollectionRecall})`,
+    );
   }
   return { passed: reasons.length === 0, reasons };
 }

@@ -167,6 +167,8 @@ export interface EvaluationResult {
   memberRecall: number;
   collectionsEvaluated: number;
   queriesEvaluated: number;
+  /** The matched collection with the lowest member recall (queries with ≥ 10 relevant labelled items). */
+  worstCollectionRecall?: { collectionId: string; recall: number; relevant: number };
 }
 
 /** Normalises an attribute key or value: lower case, trimmed, inner whitespace collapsed. */

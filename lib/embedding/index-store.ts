@@ -1,9 +1,15 @@
 /**
  * ANN indexes of one model version, built with usearch (HNSW, cosine) and kept in the object store:
  *
- *   <root>/<index>/versions/<version>/<build>/index.usearch   the HNSW graph; key k = entry k of keys.json
- *   <root>/<index>/versions/<version>/<build>/keys.json       ids and metadata (for filters) by key
+ *   <root>/<index>/versions/<version>/<build>/index.usearch   the HNSW graph: one node per distinct vector
+ *   <root>/<index>/versions/<version>/<build>/keys.json       ids and metadata (for filters), one entry per id
+ *   <root>/<index>/versions/<version>/<build>/nodes.json      node → its entries in keys.json, when some ids share
+ *                                                               a vector (absent: node k = entry k)
  *   <root>/<index>/versions/<version>/<build>/manifest.json   version, model, dimensions, counts, source snapshot
+ *
+ * Ids with bitwise-identical vectors (the same product photo under two ids, or a model whose output saturates)
+ * share one graph node. Many copies of one point break an HNSW graph: its neighbour lists fill with the copies, so
+ * whole groups of nodes become unreachable and searches silently return fewer hits than asked.
  *
  * A build directory is written once and never changed; the alias decides which one queries use.
  */
@@ -48,7 +54,8 @@ export interface IndexManifest {
   /** Model versions of the vectors in the index; a publishable index has exactly one. */
   versions: string[];
   builtAt: string;
-  files: { index: string; keys: string };
+  /** `nodes`: present when ids share vectors (graph node → entries of keys.json). */
+  files: { index: string; keys: string; nodes?: string };
 }
 
 /** One entry of keys.json. */
@@ -80,10 +87,12 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 /** Builds the HNSW index of `entries` and writes the build directory (manifest last, so its presence means done). */
 export async function buildIndex(io: FileIO, input: BuildIndexInput): Promise<IndexManifest> {
   const dimensions = input.entries[0]?.vector.length ?? 0;
-  const files = { index: `${input.dir}/index.usearch`, keys: `${input.dir}/keys.json` };
+  const files: IndexManifest['files'] = { index: `${input.dir}/index.usearch`, keys: `${input.dir}/keys.json` };
   const keys: IndexKey[] = input.entries.map((e) => ({ id: e.id, metadata: e.metadata }));
   if (dimensions > 0) {
     const index = newIndex(dimensions);
+    const nodeOf = new Map<string, number>();
+    const nodes: number[][] = [];
     input.entries.forEach((e, k) => {
       if (e.vector.length !== dimensions) {
         throw new EmbeddingError(
@@ -91,8 +100,20 @@ export async function buildIndex(io: FileIO, input: BuildIndexInput): Promise<In
           `vector of id ${e.id} has ${e.vector.length} dimensions, not ${dimensions}`,
         );
       }
-      index.add(BigInt(k), e.vector);
+      const bits = Buffer.from(e.vector.buffer, e.vector.byteOffset, e.vector.byteLength).toString('base64');
+      const node = nodeOf.get(bits);
+      if (node !== undefined) {
+        nodes[node]!.push(k);
+        return;
+      }
+      nodeOf.set(bits, nodes.length);
+      index.add(BigInt(nodes.length), e.vector);
+      nodes.push([k]);
     });
+    if (nodes.length < input.entries.length) {
+      files.nodes = `${input.dir}/nodes.json`;
+      await io.write(files.nodes, JSON.stringify(nodes));
+    }
     const bytes = await withTempDir(async (dir) => {
       const file = path.join(dir, 'index.usearch');
       index.save(file);
@@ -129,16 +150,23 @@ export interface SearchHit {
 
 /** A loaded index build, ready for queries. */
 export class LoadedIndex {
+  /** Searches where the graph returned fewer nodes than asked although the index holds more (see the module note). */
+  incompleteSearches = 0;
+
   private constructor(
     readonly manifest: IndexManifest,
     readonly keys: readonly IndexKey[],
     private readonly index: UsearchIndex | undefined,
+    /** Graph node → entries of `keys`; undefined when node k is entry k. */
+    private readonly nodes: readonly (readonly number[])[] | undefined,
   ) {}
 
   static async load(io: FileIO, dir: string): Promise<LoadedIndex> {
     const manifest = await readIndexManifest(io, dir);
-    const keys = JSON.parse(Buffer.from(await io.read(manifest.files.keys)).toString('utf8')) as IndexKey[];
-    if (manifest.count === 0) return new LoadedIndex(manifest, keys, undefined);
+    const readJson = async <T>(uri: string) => JSON.parse(Buffer.from(await io.read(uri)).toString('utf8')) as T;
+    const keys = await readJson<IndexKey[]>(manifest.files.keys);
+    if (manifest.count === 0) return new LoadedIndex(manifest, keys, undefined, undefined);
+    const nodes = manifest.files.nodes ? await readJson<number[][]>(manifest.files.nodes) : undefined;
     const bytes = await io.read(manifest.files.index);
     const index = await withTempDir(async (tmp) => {
       const file = path.join(tmp, 'index.usearch');
@@ -147,12 +175,18 @@ export class LoadedIndex {
       loaded.load(file);
       return loaded;
     });
-    return new LoadedIndex(manifest, keys, index);
+    return new LoadedIndex(manifest, keys, index, nodes);
+  }
+
+  /** Graph nodes: distinct vectors. */
+  get nodeCount(): number {
+    return this.nodes?.length ?? this.keys.length;
   }
 
   /**
-   * The `k` nearest entries whose metadata matches every `filter` pair (compared as strings). Filtered queries
-   * widen the HNSW search until `k` matches are found or the whole index was returned.
+   * The `k` nearest entries whose metadata matches every `filter` pair (compared as strings). Entries that share a
+   * vector come back together, with the same score. Filtered queries widen the HNSW search until `k` matches are
+   * found or the whole index was returned.
    */
   search(query: Float32Array, k: number, filter: Readonly<Record<string, string>> = {}): SearchHit[] {
     if (!this.index || this.keys.length === 0) return [];
@@ -164,18 +198,22 @@ export class LoadedIndex {
     }
     const pairs = Object.entries(filter);
     const matches = (key: IndexKey) => pairs.every(([col, want]) => String(key.metadata[col] ?? '') === want);
-    for (
-      let wanted = Math.min(this.keys.length, pairs.length ? k * 4 : k);
-      ;
-      wanted = Math.min(this.keys.length, wanted * 4)
-    ) {
+    const nodeCount = this.nodeCount;
+    // Without duplicates, k entries need k nodes; with them, fewer (each node expands to its entries).
+    for (let wanted = Math.min(nodeCount, pairs.length ? k * 4 : k); ; wanted = Math.min(nodeCount, wanted * 4)) {
       const result = this.index.search(query, wanted, 0);
+      if (result.keys.length < wanted) this.incompleteSearches += 1;
       const hits: SearchHit[] = [];
       for (let i = 0; i < result.keys.length && hits.length < k; i++) {
-        const key = this.keys[Number(result.keys[i])];
-        if (key && matches(key)) hits.push({ id: key.id, score: 1 - result.distances[i]!, metadata: key.metadata });
+        const node = Number(result.keys[i]);
+        const score = 1 - result.distances[i]!;
+        for (const entry of this.nodes ? (this.nodes[node] ?? []) : [node]) {
+          const key = this.keys[entry];
+          if (key && matches(key)) hits.push({ id: key.id, score, metadata: key.metadata });
+          if (hits.length >= k) break;
+        }
       }
-      if (hits.length >= k || wanted >= this.keys.length) return hits;
+      if (hits.length >= k || wanted >= nodeCount) return hits;
     }
   }
 }

@@ -56,6 +56,26 @@ describe('evaluateCollections', () => {
     expect(r.queriesEvaluated).toBe(4);
   });
 
+  it('reports the worst collection recall among queries with ≥ 10 relevant items, and the gate refuses it', () => {
+    const r = evaluateCollections(published, evalSet);
+    // Only "red" has ≥ 10 relevant labelled items: its collection holds 11 of 12.
+    expect(r.worstCollectionRecall).toEqual({ collectionId: 'color=red', recall: 11 / 12, relevant: 12 });
+    // A collection that kept its 10 best members but lost the rest: perfect top-10 figures, 10/40 member recall.
+    const big: EvaluationSet = {
+      labelledItems: ids('b', 1, 40),
+      queries: [{ name: 'big', attributes: { size: 'big' }, relevant: ids('b', 1, 40) }],
+    };
+    const thin = evaluateCollections([collection({ size: 'big' }, ids('b', 1, 10))], big);
+    expect(thin.precisionAt10).toBe(1);
+    expect(thin.recallAt10).toBe(1);
+    expect(thin.worstCollectionRecall?.recall).toBeCloseTo(0.25, 10);
+    const gate = { minPrecisionAt10: 0.95, minRecallAt10: 0.9 };
+    expect(qualityGate(thin, gate).passed).toBe(true);
+    const refused = qualityGate(thin, { ...gate, minCollectionRecall: 0.5 });
+    expect(refused.passed).toBe(false);
+    expect(refused.reasons.join()).toMatch(/collection size=big holds only 25\.0% of its 40 labelled relevant items/);
+  });
+
   it('ranks by score, not by list order, and scores a perfect run 1', () => {
     const shuffled: PublishedCollection = {
       ...collection({ color: 'red' }, []),
@@ -74,6 +94,7 @@ describe('evaluateCollections', () => {
       memberRecall: 1,
       collectionsEvaluated: 1,
       queriesEvaluated: 1,
+      worstCollectionRecall: { collectionId: 'color=red', recall: 1, relevant: 12 },
     });
   });
 
