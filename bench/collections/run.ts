@@ -411,6 +411,7 @@ async function main() {
     const s = ours.summary;
     const stages = await stageTimes(ours.handle);
     const child = await childBackfill(client, ours.handle);
+    const childStages = child ? await stageTimes(client.workflow.getHandle(child.workflowId)) : [];
     console.log(`build 1 ${ours.failure ? `FAILED (${ours.failure})` : 'done'} in ${ours.wallSeconds.toFixed(1)} s`);
     console.log(JSON.stringify(s, null, 1));
     if (!s.published) throw new Error(`build 1 did not reach publishing: ${ours.failure ?? s.phase}`);
@@ -582,7 +583,7 @@ async function main() {
       gate: { ours: s.published.gate, baseline: b.published.gate },
       fullTruth: { ours: fullOurs, baseline: fullBase },
       stagesSeconds: stages,
-      childBackfill: { workflowId: child.workflowId, seconds: round(backfillSeconds, 1) },
+      childBackfill: { workflowId: child.workflowId, seconds: round(backfillSeconds, 1), stages: childStages },
       bare: {
         embedSeconds: round(bare.embedSeconds, 2),
         scoreSeconds: round(bare.scoreSeconds, 2),
