@@ -71,7 +71,10 @@ async function run(): Promise<void> {
   try {
     await catalog.initialize();
     await catalog.createNamespace('db');
-    await catalog.createTable('db.orders', { schema, partitionSpec: [{ sourceColumn: 'id', transform: 'bucket[16]' }] });
+    await catalog.createTable('db.orders', {
+      schema,
+      partitionSpec: [{ sourceColumn: 'id', transform: 'bucket[16]' }],
+    });
     const live = Array.from({ length: ROWS }, (_, i) => i + 1);
     await appendColumns(catalog, io, 'db.orders', { columns: rowsOf(live) });
     const cache = new KeyIndexCache();
@@ -116,13 +119,16 @@ async function run(): Promise<void> {
         changesPerBatch: CHANGES,
         batches: BATCHES,
         loadAverage: os.loadavg()[0],
-        cpuMs: { first: perBatch[0]?.cpuMs, median: sorted[Math.floor(sorted.length / 2)], last: perBatch.at(-1)?.cpuMs },
+        cpuMs: {
+          first: perBatch[0]?.cpuMs,
+          median: sorted[Math.floor(sorted.length / 2)],
+          last: perBatch.at(-1)?.cpuMs,
+        },
         wallMs: { first: perBatch[0]?.wallMs, last: perBatch.at(-1)?.wallMs },
         cpuMsPerBatch: perBatch.map((p) => p.cpuMs),
       }),
     );
   } finally {
-    await catalog.close?.();
     rmSync(dir, { recursive: true, force: true });
   }
 }
