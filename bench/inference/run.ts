@@ -32,6 +32,7 @@ import { TextPreprocessor, type TokenizedText } from '../../lib/inference/text-p
 import { mulberry32 } from '../../lib/inference/synthetic-catalog.js';
 import { generateModels } from '../../scripts/models/generate-models.js';
 import type { Figure } from '../lib/results.js';
+import { compareTokenizers, mixedUnicodeTexts } from './tokenizer.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -46,6 +47,7 @@ const { values: args } = parseArgs({
     'skip-million': { type: 'boolean', default: false },
     'tokenizer-threads': { type: 'string', default: '0' },
     generate: { type: 'boolean', default: false },
+    'tokenizer-only': { type: 'boolean', default: false },
   },
   // Tokenizer threads load this same file (when bundled); they ignore the arguments.
   args: isMainThread ? process.argv.slice(2) : [],
@@ -364,7 +366,28 @@ async function run(): Promise<void> {
       .join(' ')} at start`,
   );
 
+  // 0. Tokenizer alone, one thread: the hand-written WordPiece path vs @huggingface/tokenizers.
+  for (const [name, ref, texts] of [
+    ['small_model_catalog_texts', models.dualText, catalogTexts(quick ? 5000 : 50_000, 5)],
+    ['transformer_16_48_words', models.transformer, syllableTexts(quick ? 1000 : 10_000, 16, 48, 6)],
+    ['transformer_mixed_unicode', models.transformer, mixedUnicodeTexts(quick ? 1000 : 10_000, 7)],
+  ] as const) {
+    const { figure, note } = await compareTokenizers(name, ref, texts, quick ? 1 : 3, log);
+    figures.push(figure);
+    notes.push(note);
+  }
+
   // 1. Pool path vs bare loop: the transformer (what a backfill of a MiniLM-sized model does), and the small model.
+  if (!args['tokenizer-only']) await pathsAndMillion();
+
+  const out = path.resolve(args.out);
+  mkdirSync(out, { recursive: true });
+  const kind = args['tokenizer-only'] ? 'inference-tokenizer' : 'inference';
+  const file = path.join(out, detection.active === 'cuda' ? `${kind}-cuda.json` : `${kind}.json`);
+  writeOut(file, detection.active);
+}
+
+async function pathsAndMillion(): Promise<void> {
   const transformerTexts = syllableTexts(quick ? batch * 2 : batch * 4, 16, 48, 1);
   await compareWithBareLoop('transformer', models.transformer, transformerTexts, quick ? 1 : 2);
   await compareWithBareLoop('small_model', models.dualText, catalogTexts(quick ? 4096 : 32768, 2), quick ? 1 : 3);
@@ -379,10 +402,9 @@ async function run(): Promise<void> {
 
   // 4. The 1M-item run with the small model.
   if (!args['skip-million']) await million(models.dualText, quick ? Math.min(millionItems, 50_000) : millionItems);
+}
 
-  const out = path.resolve(args.out);
-  mkdirSync(out, { recursive: true });
-  const file = path.join(out, detection.active === 'cuda' ? 'inference-cuda.json' : 'inference.json');
+function writeOut(file: string, active: string): void {
   const command = `npm run bench:inference -- ${process.argv.slice(2).join(' ')}`.trim();
   writeFileSync(
     file,
@@ -397,7 +419,7 @@ async function run(): Promise<void> {
           memoryGiB: Math.round(os.totalmem() / 2 ** 30),
           node: process.version,
           platform: `${os.type()} ${os.release()}`,
-          provider: detection.active,
+          provider: active,
         },
         figures,
         notes,

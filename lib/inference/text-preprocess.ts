@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { InferenceError, InferenceItemError } from './errors.js';
 import type { ModelManifest } from './manifest.js';
+import { FastWordPiece } from './wordpiece.js';
 
 /** One tokenized text, ready to be padded into a batch. */
 export interface TokenizedText {
@@ -18,10 +19,18 @@ export class TextPreprocessor {
     readonly overLength: 'error' | 'truncate',
     private readonly sepId: number | undefined,
     private readonly modelName: string,
+    /** The hand-written WordPiece path (wordpiece.ts) when the tokenizer has the BERT shape it supports. */
+    private readonly fast: FastWordPiece | undefined,
+    /** Which tokenizer encodes: `wordpiece` (the fast path, library for texts it refuses) or `library`. */
+    readonly engine: 'wordpiece' | 'library',
   ) {}
 
   /** Loads the tokenizer files the manifest names from the model directory; nothing is downloaded. */
-  static async load(dir: string, manifest: ModelManifest): Promise<TextPreprocessor> {
+  static async load(
+    dir: string,
+    manifest: ModelManifest,
+    opts: { fastWordPiece?: boolean } = {},
+  ): Promise<TextPreprocessor> {
     const text = manifest.text;
     if (!text) throw new InferenceError('invalid-manifest', `model "${manifest.name}" has no text preprocessing`);
     const readJson = async (file: string): Promise<object> => {
@@ -36,7 +45,17 @@ export class TextPreprocessor {
     const config = text.tokenizerConfig ? await readJson(text.tokenizerConfig) : {};
     const tokenizer = new Tokenizer(tokenizerJson, config);
     const sep = tokenizer.token_to_id('[SEP]') ?? tokenizer.token_to_id('</s>');
-    return new TextPreprocessor(tokenizer, text.maxTokens, text.overLength, sep, manifest.name);
+    const fast = opts.fastWordPiece === false ? undefined : FastWordPiece.create(tokenizerJson, config);
+    const usable = fast instanceof FastWordPiece ? fast : undefined;
+    return new TextPreprocessor(
+      tokenizer,
+      text.maxTokens,
+      text.overLength,
+      sep,
+      manifest.name,
+      usable,
+      usable ? 'wordpiece' : 'library',
+    );
   }
 
   /**
@@ -48,9 +67,10 @@ export class TextPreprocessor {
     if (text.trim() === '') {
       throw new InferenceItemError('empty-text', index, `item #${index}: the text is empty; nothing to embed`);
     }
-    const encoding = this.tokenizer.encode(text);
-    let ids = encoding.ids;
-    let typeIds = encoding.token_type_ids;
+    const fastIds = this.fast?.encode(text);
+    const encoding = fastIds ? undefined : this.tokenizer.encode(text);
+    let ids = fastIds ?? encoding!.ids;
+    let typeIds = encoding?.token_type_ids;
     if (ids.length > this.maxTokens) {
       if (this.overLength === 'error') {
         throw new InferenceItemError(

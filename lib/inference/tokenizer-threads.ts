@@ -7,7 +7,8 @@ import { TextPreprocessor, type TokenizedText } from './text-preprocess.js';
  * Tokenization on worker threads. @huggingface/tokenizers runs at roughly 10–15k short texts/s on one thread, far
  * below what ONNX Runtime does with a small model (and what a GPU does with any), so a pool with
  * `tokenizerThreads > 0` spreads large requests over that many threads. The threads load the model's
- * `tokenizer.json` themselves; texts go in, packed ids come back (transferred, not copied).
+ * `tokenizer.json` themselves; texts go in, packed ids come back (transferred, not copied). They tokenize through
+ * `TextPreprocessor`, so BERT-shaped tokenizers take the fast WordPiece path (wordpiece.ts, ~10× the library).
  *
  * This module is also the threads' entry point: loaded with `workerData.sluiceTokenizer`, it serves requests. Its
  * URL is `import.meta.url`, which is the bundle's own URL when it is bundled (bench/inference/bundle.sh), so a
