@@ -9,6 +9,11 @@
  *   3. table health after run 1: data and delete files per bucket, pyiceberg full-scan time versus the same table
  *      compacted.
  *   4. retained WAL of the slot, sampled through run 1: max and trend.
+ *   During run 1 an operator's maintenance runs every `--maintenance-every` minutes (default 3; 0 for none): the
+ *   merge is paused, `cdc-table-maintenance` compacts, the merge resumes once the compaction has committed, and
+ *   snapshot expiry runs beside it (a compaction cannot land beside a continuous merge, see docs/cdc-pipeline.md
+ *   "Performance"). The merge polls every `--poll-ms`
+ *   (default 100) while there is work.
  * Run: `npm run bench:cdc` (`-- --minutes 2` for a shorter run 1; `--rows`, `--rate`, `--backlog`; `freshness` or
  * `catchup` alone). Writes bench/results/cdc.json.
  */
@@ -19,7 +24,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
-import { startCdcMerge, startCdcOnboard } from '../../client/pipelines.js';
+import { startCdcMerge, startCdcOnboard, startCdcTableMaintenance } from '../../client/pipelines.js';
 import { devServerSearchAttributes } from '../../cli/local-stack.js';
 import { parseLsn } from '../../lib/cdc/lsn.js';
 import { REPO_ROOT } from '../../lib/config.js';
@@ -30,6 +35,8 @@ import { startProcess, type ManagedProcess } from '../../lib/stack/managed-proce
 import { startPostgresCluster, type PostgresCluster } from '../../lib/stack/postgres-cluster.js';
 import { startTemporalDevServer } from '../../lib/stack/temporal-server.js';
 import { openWarehouse, type Warehouse } from '../../lib/stack/warehouse.js';
+import { CDC_MERGE_SIGNALS, cdcMergeWorkflowId, type CdcMergeProgress } from '../../schemas/cdc.js';
+import { PROGRESS_QUERY } from '../../schemas/progress.js';
 import { StackConfig } from '../../schemas/stack-config.js';
 import { writeWorkflowBundle } from '../../workers/workflow-bundle.js';
 import { median, quantile, writeResults, type Figure } from '../lib/results.js';
@@ -44,6 +51,10 @@ const MINUTES = flag('minutes', 10);
 const ROWS = flag('rows', 1_000_000);
 const RATE = flag('rate', 1000);
 const BACKLOG = flag('backlog', 1_000_000);
+/** Minutes between maintenance runs during the freshness run (0: none, as in runs A–D). */
+const MAINTENANCE_EVERY_MIN = flag('maintenance-every', 3);
+/** The continuous merge's poll interval while there is work (ms). */
+const POLL_MS = flag('poll-ms', 100);
 const PYTHON = path.join(REPO_ROOT, '.tools/venv/bin/python');
 const REFERENCE_S = 15 * 60;
 const KAFKA_CONNECT_S = 5 * 60;
@@ -133,6 +144,10 @@ async function createDatabase(stack: Stack, name: string): Promise<pg.Client> {
   const db = new pg.Client({ connectionString: stack.postgres.url(name) });
   await db.connect();
   return db;
+}
+
+function currentSnapshotId(table: { metadata: { currentSnapshotId: bigint | null } }): bigint | null {
+  return table.metadata.currentSnapshotId;
 }
 
 async function currentLsn(db: pg.ClientBase): Promise<bigint> {
@@ -266,8 +281,8 @@ async function freshness(stack: Stack, figures: Figure[], notes: string[]): Prom
   log('onboarding');
   const onboarded = await onboard(stack, database, sourceName, true, {
     maxChangesPerBatch: 20_000,
-    pollIntervalMs: 250,
-    idleIntervalMs: 500,
+    pollIntervalMs: POLL_MS,
+    idleIntervalMs: Math.max(POLL_MS, 250),
   });
   log(`onboarded ${onboarded.result.onboard.rowsCopied} rows in ${onboarded.seconds.toFixed(1)} s`);
   notes.push(`Onboarding copied ${onboarded.result.onboard.rowsCopied} rows in ${onboarded.seconds.toFixed(1)} s.`);
@@ -320,9 +335,13 @@ async function freshness(stack: Stack, figures: Figure[], notes: string[]): Prom
     changesPerTransaction: 10,
   });
   const markerLoop = startMarkers();
+  const maintenance: MaintenanceRun[] = [];
+  const maintenanceLoop =
+    MAINTENANCE_EVERY_MIN > 0 ? maintain(stack, sourceName, table, stop.signal, maintenance) : null;
   const workload = await running;
   stop.abort();
   await markerLoop;
+  await maintenanceLoop;
   const achieved = workload.changes / (workload.elapsedMs / 1000);
   log(`workload done: ${workload.changes} changes at ${achieved.toFixed(0)}/s; waiting for the last markers`);
   const deadline = Date.now() + 120_000;
@@ -363,6 +382,37 @@ async function freshness(stack: Stack, figures: Figure[], notes: string[]): Prom
     ratioMeaning: 'sink ÷ ours (> 1: ours is fresher)',
     goal: 'p95 ≤ 5 s',
   });
+  if (maintenance.length > 0) {
+    // The same markers without those committed while a maintenance run held the merge paused: what the merge
+    // itself achieves between maintenance windows (the windows are the price of compacting under a continuous merge).
+    const during = (m: { committedAtMs: number }) =>
+      maintenance.some((w) => m.committedAtMs >= w.startedAtMs && m.committedAtMs <= w.endedAtMs);
+    const outside = all
+      .filter((m) => m.seenAtMs !== undefined && !during(m))
+      .map((m) => (m.seenAtMs! - m.committedAtMs) / 1000);
+    figures.push({
+      name: 'freshness_p95_outside_maintenance_windows',
+      value: round(quantile(outside, 0.95)),
+      unit: 's',
+      peer: null,
+      ratio: null,
+      goal: null,
+    });
+    notes.push(
+      `Maintenance: ${maintenance.length} runs of cdc-table-maintenance (every ${MAINTENANCE_EVERY_MIN} min; the ` +
+        'merge paused until its compaction committed, since a compaction fails on position deletes committed ' +
+        'meanwhile): ' +
+        maintenance
+          .map(
+            (w) =>
+              `at ${w.atS.toFixed(0)} s: the merge stopped after ${(w.pausedMs / 1000).toFixed(1)} s and resumed ` +
+              `${(w.maintenanceMs / 1000).toFixed(1)} s later, when the compaction had committed (${w.what})`,
+          )
+          .join('; ') +
+        `. Markers committed outside these windows (${outside.length}): p50 ${round(quantile(outside, 0.5))} s, ` +
+        `p95 ${round(quantile(outside, 0.95))} s, p99 ${round(quantile(outside, 0.99))} s.`,
+    );
+  }
   figures.push({
     name: 'freshness_sustained_rate',
     value: round(achieved, 0),
@@ -440,12 +490,93 @@ async function freshness(stack: Stack, figures: Figure[], notes: string[]): Prom
   notes.push(
     `Table health after run 1: ${health.buckets} buckets, data files per bucket median ${health.dataFilesMedian} ` +
       `(max ${health.dataFilesMax}), position-delete files per bucket median ${health.deleteFilesMedian} (max ` +
-      `${health.deleteFilesMax}), ${health.snapshots} snapshots; no maintenance ran during the run. Compaction ` +
+      `${health.deleteFilesMax}), ${health.snapshots} snapshots; ${maintenance.length} maintenance runs during the run. Compaction ` +
       `(compactTable, minInputFiles 2) took ${compactSeconds.toFixed(1)} s and left ${compacted.dataFilesMedian} ` +
       `data files per bucket. Full scans (${before.rows} rows): ${before.ms.join(', ')} ms before, ` +
       `${after.ms.join(', ')} ms compacted.`,
   );
   await Promise.allSettled([db.end(), workloadDb.end(), markerDb.end()]);
+}
+
+interface MaintenanceRun {
+  atS: number;
+  startedAtMs: number;
+  endedAtMs: number;
+  pausedMs: number;
+  maintenanceMs: number;
+  what: string;
+}
+
+/**
+ * What an operator runs on a schedule: every MAINTENANCE_EVERY_MIN minutes, pause the merge (it stops after its
+ * batch), run `cdc-table-maintenance` (compaction by threshold, snapshot expiry), resume. A compaction cannot run
+ * beside the merge: it fails on the position deletes the merge commits meanwhile to the files it rewrites.
+ */
+async function maintain(
+  stack: Stack,
+  sourceName: string,
+  table: string,
+  stop: AbortSignal,
+  runs: MaintenanceRun[],
+): Promise<void> {
+  const merge = stack.client.workflow.getHandle(cdcMergeWorkflowId(sourceName));
+  const started = Date.now();
+  for (;;) {
+    const due = started + (runs.length + 1) * MAINTENANCE_EVERY_MIN * 60_000;
+    while (Date.now() < due && !stop.aborted) await sleep(250);
+    if (stop.aborted) return;
+    const startedAtMs = Date.now();
+    await merge.signal(CDC_MERGE_SIGNALS.pause);
+    while ((await merge.query<CdcMergeProgress>(PROGRESS_QUERY)).phase !== 'paused') await sleep(100);
+    const pausedAtMs = Date.now();
+    const before = currentSnapshotId(await stack.warehouse.catalog.loadTable(table));
+    let resumedAtMs: number | undefined;
+    const resume = async () => {
+      if (resumedAtMs !== undefined) return;
+      resumedAtMs = Date.now();
+      await merge.signal(CDC_MERGE_SIGNALS.resume);
+    };
+    let what: string;
+    try {
+      const handle = await startCdcTableMaintenance(
+        stack.client,
+        // Expire snapshots older than a minute (a pyiceberg poll never reads one that old), keep the last 2.
+        { icebergTable: table, expireOlderThanMs: 60_000, retainLast: 2 },
+        { taskQueue: stack.taskQueue },
+      );
+      // Only the compaction conflicts with the merge: resume as soon as its snapshot is committed, and let the
+      // snapshot expiry and orphan listing run beside the merge (they never touch the current snapshot's files).
+      let finished = false;
+      const result = handle.result().finally(() => (finished = true));
+      while (!finished) {
+        const now = await stack.warehouse.catalog.loadTable(table);
+        const current = now.metadata.snapshots.find((x) => x.snapshotId === now.metadata.currentSnapshotId);
+        if (current && current.snapshotId !== before && current.summary.operation === 'replace') {
+          await resume();
+          break;
+        }
+        await sleep(200);
+      }
+      const r = await result;
+      what =
+        `${r.compaction ? `compacted: ${r.compactionReason}` : r.compactionReason}; data files ` +
+        `${r.before.dataFiles} → ${r.after.dataFiles}, delete files ${r.before.deleteFiles} → ${r.after.deleteFiles}, ` +
+        `${r.expiry.expiredSnapshots} snapshots expired, the whole workflow took ${((Date.now() - pausedAtMs) / 1000).toFixed(1)} s`;
+    } finally {
+      await resume();
+    }
+    const endedAtMs = resumedAtMs!;
+    const run = {
+      atS: (startedAtMs - started) / 1000,
+      startedAtMs,
+      endedAtMs,
+      pausedMs: pausedAtMs - startedAtMs,
+      maintenanceMs: endedAtMs - pausedAtMs,
+      what,
+    };
+    runs.push(run);
+    log(`maintenance: ${JSON.stringify(run)}`);
+  }
 }
 
 async function catchUp(stack: Stack, figures: Figure[], notes: string[]): Promise<void> {

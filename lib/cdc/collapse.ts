@@ -114,15 +114,20 @@ export interface CollapsedBatch {
   readonly quarantined: QuarantineRecord[];
 }
 
+/** A field's slot in {@link KeyState.values} that the change did not set (unchanged TOAST). */
+const NOT_SET: unique symbol = Symbol('not set');
+/** Shared by every row without unknown values; never mutated. */
+const NO_IDS: ReadonlySet<number> = new Set<number>();
+
 interface KeyState {
   key: PrimitiveValue[];
   op: ChangeOp;
-  values: Map<number, unknown>;
+  /** One entry per top-level field, in schema order ({@link NOT_SET} when the change did not set it); empty for deletes. */
+  values: unknown[];
   /** Field ids whose value is unknown (unchanged TOAST with no earlier image in the batch). */
-  unknown: Set<number>;
+  unknown: ReadonlySet<number>;
   lookupKey: PrimitiveValue[];
   order: number;
-  origin: string;
   /** The event, whose JSON (`raw`) is built only when a record needs it: serializing every event dominated. */
   event: ChangeEvent;
   commitLsn?: string;
@@ -130,9 +135,13 @@ interface KeyState {
 
 interface TableState {
   target: CollapseTable;
+  /** `schema.table` of the source. */
+  name: string;
   keyFields: NestedField[];
+  /** Each top-level field's index among the key fields, -1 for non-key fields (schema order). */
+  keyIndexOf: number[];
   fieldsByName: Map<string, NestedField>;
-  keys: Map<string, KeyState>;
+  keys: Map<string | number, KeyState>;
   truncated: boolean;
   watermark: bigint | undefined;
   events: number;
@@ -166,6 +175,21 @@ function keyText(values: readonly unknown[]): string {
   return JSON.stringify(values, keyReplacer);
 }
 
+const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * A key as a `Map` key: a one-column integer key that a double holds exactly is that number (no string per event),
+ * any other key its {@link keyText}. A table's key has one type, so both forms never stand for the same key.
+ */
+function keyId(values: readonly unknown[]): string | number {
+  if (values.length === 1) {
+    const v = values[0];
+    if (typeof v === 'bigint' && v >= -MAX_EXACT && v <= MAX_EXACT) return Number(v);
+    if (typeof v === 'number' && Number.isInteger(v)) return v;
+  }
+  return keyText(values);
+}
+
 /**
  * Collapses `events` (any order) per table and key.
  *
@@ -187,7 +211,9 @@ export function collapseChanges(events: readonly ChangeEvent[], options: Collaps
     }
     states.set(name, {
       target,
+      name,
       keyFields: keyFields as NestedField[],
+      keyIndexOf: target.schema.fields.map((f) => target.schema.identifierFieldIds.indexOf(f.id)),
       fieldsByName,
       keys: new Map(),
       truncated: false,
@@ -199,46 +225,79 @@ export function collapseChanges(events: readonly ChangeEvent[], options: Collaps
   const quarantined: QuarantineRecord[] = [];
   // Both readers hand events over in source order already; checking is O(n), sorting a copy is not.
   const ordered = isOrdered(events) ? events : [...events].sort(comparePositions);
-  ordered.forEach((event, order) => {
+  // Consecutive events mostly share a transaction (and a table): format its commit LSN once.
+  let lastCommitLsn = -1n;
+  let lastCommitText: string | undefined;
+  for (let order = 0; order < ordered.length; order++) {
+    const event = ordered[order]!;
     const source = event.envelope.source;
     const table = `${source.schema}.${source.table}`;
-    const commitLsn = event.position.commitLsn > 0n ? formatLsn(event.position.commitLsn) : undefined;
-    const quarantine = (err: unknown) =>
-      quarantined.push(
-        quarantineRecord(err, envelopeToJson(event.envelope), event.origin, {
-          table,
-          ...(commitLsn === undefined ? {} : { commitLsn }),
-        }),
-      );
+    if (event.position.commitLsn !== lastCommitLsn) {
+      lastCommitLsn = event.position.commitLsn;
+      lastCommitText = lastCommitLsn > 0n ? formatLsn(lastCommitLsn) : undefined;
+    }
+    const commitLsn = lastCommitText;
     const state = states.get(table);
     if (!state) {
-      quarantine(
-        new ChangeError(
-          'unknown-table',
-          `change for table "${table}" (${event.origin}), which this merge does not target ` +
-            `(${[...states.keys()].join(', ') || 'none'}); add the table to the pipeline or remove it from the source`,
+      quarantined.push(
+        quarantineEvent(
+          event,
+          table,
+          commitLsn,
+          new ChangeError(
+            'unknown-table',
+            `change for table "${table}" (${event.origin}), which this merge does not target ` +
+              `(${[...states.keys()].join(', ') || 'none'}); add the table to the pipeline or remove it from the source`,
+          ),
         ),
       );
-      return;
+      continue;
     }
     const endLsn = event.position.commitEndLsn;
     if (endLsn > 0n && state.target.watermark !== undefined && endLsn <= state.target.watermark) {
       state.skipped += 1;
-      return;
+      continue;
     }
     state.events += 1;
     if (endLsn > 0n && (state.watermark === undefined || endLsn > state.watermark)) state.watermark = endLsn;
     try {
       applyEvent(state, event, order, options.onTruncate ?? 'fail', commitLsn);
     } catch (err) {
-      if (err instanceof ChangeError) quarantine(err);
+      if (err instanceof ChangeError) quarantined.push(quarantineEvent(event, table, commitLsn, err));
       else throw err;
     }
-  });
+  }
 
   const tables = new Map<string, TableChanges>();
   for (const [name, state] of states) tables.set(name, tableChanges(name, state));
   return { tables, quarantined };
+}
+
+function quarantineEvent(
+  event: ChangeEvent,
+  table: string,
+  commitLsn: string | undefined,
+  err: unknown,
+): QuarantineRecord {
+  return quarantineRecord(err, envelopeToJson(event.envelope), event.origin, {
+    table,
+    ...(commitLsn === undefined ? {} : { commitLsn }),
+  });
+}
+
+function keyState(
+  key: PrimitiveValue[],
+  op: ChangeOp,
+  values: unknown[],
+  unknown: ReadonlySet<number>,
+  lookupKey: PrimitiveValue[],
+  order: number,
+  event: ChangeEvent,
+  commitLsn: string | undefined,
+): KeyState {
+  const state: KeyState = { key, op, values, unknown, lookupKey, order, event };
+  if (commitLsn !== undefined) state.commitLsn = commitLsn;
+  return state;
 }
 
 function applyEvent(
@@ -248,62 +307,63 @@ function applyEvent(
   onTruncate: 'fail' | 'apply',
   commitLsn: string | undefined,
 ): void {
-  const table = qualifiedName(state.target.source);
   const { op, before, after } = event.envelope;
   if (op === 't') {
-    if (onTruncate === 'fail') throw new TruncateError(table, commitLsn ?? event.origin);
+    if (onTruncate === 'fail') throw new TruncateError(state.name, commitLsn ?? event.origin);
     state.keys.clear();
     state.truncated = true;
     return;
   }
   checkColumns(state, event, before, after, commitLsn);
-  const meta = { order, origin: event.origin, event, ...(commitLsn === undefined ? {} : { commitLsn }) };
   if (op === 'd') {
     const key = readKey(state, event, before, 'before');
-    state.keys.set(keyText(key), { ...deleteState(key), ...meta });
+    state.keys.set(keyId(key), keyState(key, 'delete', [], NO_IDS, key, order, event, commitLsn));
     return;
   }
   const row = after as DebeziumRow;
   const key = readKey(state, event, row, 'after');
+  const text = keyId(key);
   const unchanged = unchangedFieldIds(state, event, row);
-  const values = new Map<number, unknown>();
-  for (const field of state.target.schema.fields) {
-    if (unchanged.has(field.id)) continue;
+  const fields = state.target.schema.fields;
+  const values = new Array<unknown>(fields.length);
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i]!;
+    if (unchanged !== NO_IDS && unchanged.has(field.id)) {
+      values[i] = NOT_SET;
+      continue;
+    }
     const value = convert(event, field, row[field.name] ?? null);
     if (value === null && field.required) {
       throw new ValueConversionError(typeToString(field.type), 'null', 'the column is required', field.name);
     }
-    values.set(field.id, value);
+    values[i] = value;
   }
   // An update that changed the key removes the old key's row: with REPLICA IDENTITY DEFAULT the old key arrives in
   // `before` only then; with FULL `before` is always the whole old row.
-  let previous = state.keys.get(keyText(key));
+  let previous = state.keys.get(text);
   if (op === 'u' && before && state.keyFields.every((f) => before[f.name] !== undefined)) {
     const oldKey = readKey(state, event, before, 'before');
-    if (keyText(oldKey) !== keyText(key)) {
-      previous = state.keys.get(keyText(oldKey)) ?? {
-        ...deleteState(oldKey),
-        lookupKey: oldKey,
-        ...meta,
-        op: 'upsert',
-      };
-      state.keys.set(keyText(oldKey), { ...deleteState(oldKey), ...meta });
+    const oldText = keyId(oldKey);
+    if (oldText !== text) {
+      previous = state.keys.get(oldText) ?? keyState(oldKey, 'upsert', [], NO_IDS, oldKey, order, event, commitLsn);
+      state.keys.set(oldText, keyState(oldKey, 'delete', [], NO_IDS, oldKey, order, event, commitLsn));
     }
   }
-  const unknown = new Set<number>();
-  for (const id of unchanged) {
-    if (previous && previous.op === 'upsert' && previous.values.has(id) && !previous.unknown.has(id)) {
-      values.set(id, previous.values.get(id));
-    } else {
-      unknown.add(id);
+  let unknown: ReadonlySet<number> = NO_IDS;
+  if (unchanged !== NO_IDS) {
+    const ids = new Set<number>();
+    for (let i = 0; i < fields.length; i++) {
+      const id = fields[i]!.id;
+      if (!unchanged.has(id)) continue;
+      // A previous state with no values is a delete, or the placeholder of an old key this batch never saw.
+      const earlier = previous && previous.op === 'upsert' && previous.values.length > 0 ? previous.values[i] : NOT_SET;
+      if (earlier !== NOT_SET && !previous!.unknown.has(id)) values[i] = earlier;
+      else ids.add(id);
     }
+    if (ids.size > 0) unknown = ids;
   }
   const lookupKey = previous && previous.op === 'upsert' ? previous.lookupKey : key;
-  state.keys.set(keyText(key), { key, op: 'upsert', values, unknown, lookupKey, ...meta });
-}
-
-function deleteState(key: PrimitiveValue[]): Pick<KeyState, 'key' | 'op' | 'values' | 'unknown' | 'lookupKey'> {
-  return { key, op: 'delete', values: new Map(), unknown: new Set(), lookupKey: key };
+  state.keys.set(text, keyState(key, 'upsert', values, unknown, lookupKey, order, event, commitLsn));
 }
 
 function checkColumns(
@@ -313,13 +373,15 @@ function checkColumns(
   after: DebeziumRow | null,
   commitLsn: string | undefined,
 ): void {
-  const unknown = new Set<string>();
+  let unknown: Set<string> | undefined;
   for (const row of [before, after]) {
     if (!row) continue;
-    for (const name of Object.keys(row)) if (!state.fieldsByName.has(name)) unknown.add(name);
+    for (const name in row) {
+      if (Object.hasOwn(row, name) && !state.fieldsByName.has(name)) (unknown ??= new Set()).add(name);
+    }
   }
-  if (unknown.size > 0) {
-    throw new UnknownColumnError(qualifiedName(state.target.source), [...unknown], commitLsn ?? event.origin);
+  if (unknown !== undefined) {
+    throw new UnknownColumnError(state.name, [...unknown], commitLsn ?? event.origin);
   }
 }
 
@@ -339,19 +401,23 @@ function convert(event: ChangeEvent, field: NestedField, value: unknown): unknow
 }
 
 function readKey(state: TableState, event: ChangeEvent, row: DebeziumRow | null, image: string): PrimitiveValue[] {
-  return state.keyFields.map((field) => {
+  const fields = state.keyFields;
+  const key = new Array<PrimitiveValue>(fields.length);
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i]!;
     const value = row?.[field.name];
     const converted = value === undefined || isUnavailable(event, field, value) ? null : convert(event, field, value);
     if (converted === null) {
       throw new ChangeError(
         'null-key',
-        `change for table "${qualifiedName(state.target.source)}" (${event.origin}) has no value for key column ` +
+        `change for table "${state.name}" (${event.origin}) has no value for key column ` +
           `"${field.name}" in its ${image} image; check the table's replica identity (DEFAULT needs a primary key)`,
         field.name,
       );
     }
-    return converted as PrimitiveValue;
-  });
+    key[i] = converted as PrimitiveValue;
+  }
+  return key;
 }
 
 function isUnavailable(event: ChangeEvent, field: NestedField, value: unknown): boolean {
@@ -363,45 +429,53 @@ function isUnavailable(event: ChangeEvent, field: NestedField, value: unknown): 
   return Array.isArray(value) && value.length === 1 && value[0] === UNAVAILABLE_VALUE_PLACEHOLDER;
 }
 
-function unchangedFieldIds(state: TableState, event: ChangeEvent, row: DebeziumRow): Set<number> {
-  const ids = new Set<number>();
+/** The field ids of `row` whose values were not sent; {@link NO_IDS} (shared) when there are none. */
+function unchangedFieldIds(state: TableState, event: ChangeEvent, row: DebeziumRow): ReadonlySet<number> {
+  // pgoutput events list them; only Debezium files carry placeholders without a list.
+  if (event.encoding === 'pg-text' && event.unchangedColumns.length === 0) return NO_IDS;
+  let ids: Set<number> | undefined;
   for (const field of state.target.schema.fields) {
-    if (field.name in row && isUnavailable(event, field, row[field.name])) ids.add(field.id);
+    if (field.name in row && isUnavailable(event, field, row[field.name])) (ids ??= new Set()).add(field.id);
   }
-  return ids;
+  return ids ?? NO_IDS;
 }
 
 function tableChanges(name: string, state: TableState): TableChanges {
   const fields = state.target.schema.fields;
   const columns = new Map<number, unknown[]>(fields.map((f) => [f.id, []]));
+  const targets = fields.map((f) => columns.get(f.id)!);
   const ops: ChangeOp[] = [];
   const keys: PrimitiveValue[][] = [];
   const unchanged: UnchangedValues[] = [];
   const rows = [...state.keys.values()].sort((a, b) => a.order - b.order);
-  rows.forEach((row, index) => {
+  for (let index = 0; index < rows.length; index++) {
+    const row = rows[index]!;
     ops.push(row.op);
     keys.push(row.key);
-    for (const field of fields) {
-      const keyIndex = state.keyFields.indexOf(field);
-      const value =
-        keyIndex >= 0
-          ? row.key[keyIndex]
-          : row.op === 'delete' || row.unknown.has(field.id)
-            ? undefined
-            : row.values.get(field.id);
-      columns.get(field.id)!.push(row.op === 'delete' && keyIndex < 0 ? null : value);
+    const isDelete = row.op === 'delete';
+    for (let i = 0; i < fields.length; i++) {
+      const keyIndex = state.keyIndexOf[i]!;
+      let value: unknown;
+      if (keyIndex >= 0) value = row.key[keyIndex];
+      else if (isDelete) value = null;
+      else if (row.unknown !== NO_IDS && row.unknown.has(fields[i]!.id)) value = undefined;
+      else {
+        value = row.values[i];
+        if (value === NOT_SET) value = undefined;
+      }
+      targets[i]!.push(value);
     }
     if (row.op === 'upsert' && row.unknown.size > 0) {
       unchanged.push({
         row: index,
         fieldIds: [...row.unknown],
         lookupKey: row.lookupKey,
-        origin: row.origin,
+        origin: row.event.origin,
         raw: envelopeToJson(row.event.envelope),
         ...(row.commitLsn === undefined ? {} : { commitLsn: row.commitLsn }),
       });
     }
-  });
+  }
   return {
     table: name,
     columns,

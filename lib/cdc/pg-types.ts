@@ -193,15 +193,33 @@ const MICROS_PER_DAY = 86_400_000_000n;
  */
 export function pgTextToIceberg(type: IcebergType, text: string | null): unknown {
   if (text === null) return null;
-  // The common kinds first, without the `fail` closure: the merge converts every value of every change here.
+  // The common kinds first: the merge converts every value of every change here.
   if (type.kind === 'string') return text;
   if (type.kind === 'long' && INT_TEXT.test(text)) {
     const n = BigInt(text);
     if (isInt64(n)) return n;
   }
-  const fail = (problem: string): never => {
-    throw new ValueConversionError(typeToString(type), describeSourceValue(text), problem);
-  };
+  try {
+    return textToIceberg(type, text);
+  } catch (err) {
+    // The problem becomes a typed error naming the type and the value here, so that no per-value closure is needed.
+    if (err instanceof TextProblem) {
+      throw new ValueConversionError(typeToString(type), describeSourceValue(text), err.problem);
+    }
+    throw err;
+  }
+}
+
+/** A conversion problem of {@link textToIceberg}, turned into a ValueConversionError by {@link pgTextToIceberg}. */
+class TextProblem {
+  constructor(readonly problem: string) {}
+}
+
+function fail(problem: string): never {
+  throw new TextProblem(problem);
+}
+
+function textToIceberg(type: IcebergType, text: string): unknown {
   switch (type.kind) {
     case 'boolean':
       if (text === 't' || text === 'true') return true;

@@ -16,6 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FileIO } from '../storage/file-io.js';
 import { commitNewManifests, dataDirectory, writeAddedManifest, writeDataFiles } from './append.js';
+import { TableWriteError } from './errors.js';
 import type { SqlCatalog } from './catalog/sql-catalog.js';
 import type { TableIdentifierInput } from './catalog/identifier.js';
 import type { DataFile, PartitionValue } from './data-file.js';
@@ -27,8 +28,15 @@ import {
   type TableMetadata,
 } from './metadata-json.js';
 import { partitionPath, partitionTupleOf, type PartitionSpec } from './partition-spec.js';
-import { readParquetBatches, writePositionDeleteFile, type ColumnValues } from './parquet/index.js';
-import { liveEntries, planFiles, readPositionDeleteFile, type FileScanTask } from './scan.js';
+import { murmur3x86_32 } from './transforms.js';
+import {
+  ParquetWriteError,
+  readParquetBatches,
+  writeParquetDataFile,
+  writePositionDeleteFile,
+  type ColumnValues,
+} from './parquet/index.js';
+import { liveEntries, planFiles, readPositionDeleteFile } from './scan.js';
 import { noChanges, type SnapshotChanges } from './table-update.js';
 import type { NestedField, Schema } from './types.js';
 import { IcebergError, RowLevelConflictError } from './errors.js';
@@ -56,12 +64,12 @@ export class InvalidChangesError extends IcebergError {
  * stale; bound the size with `maxFiles` (least recently used files are dropped).
  */
 export class KeyIndexCache {
-  private readonly files = new Map<string, Map<string, bigint>>();
+  private readonly files = new Map<string, Map<KeyId, bigint>>();
   private readonly deletes = new Map<string, Map<string, bigint[]>>();
   constructor(private readonly maxFiles = 10_000) {}
 
   /** The key → position map of a data file, built by `build` on a miss. */
-  async fileKeys(path: string, build: () => Promise<Map<string, bigint>>): Promise<Map<string, bigint>> {
+  async fileKeys(path: string, build: () => Promise<Map<KeyId, bigint>>): Promise<Map<KeyId, bigint>> {
     const hit = this.files.get(path);
     if (hit) {
       this.files.delete(path);
@@ -72,6 +80,13 @@ export class KeyIndexCache {
     this.files.set(path, built);
     while (this.files.size > this.maxFiles) this.files.delete(this.files.keys().next().value as string);
     return built;
+  }
+
+  /** Records the key positions of a data file this process just wrote, so that no upsert reads it back. */
+  seed(path: string, positions: Map<KeyId, bigint>): void {
+    this.files.delete(path);
+    this.files.set(path, positions);
+    while (this.files.size > this.maxFiles) this.files.delete(this.files.keys().next().value as string);
   }
 
   /** Positions a delete file removes, by data file path. */
@@ -148,15 +163,199 @@ function partitionKey(specId: number, values: readonly PartitionValue[]): string
 }
 
 /** Reads the key columns of a data file into key → position. */
-async function readFileKeys(io: FileIO, path: string, keys: NestedField[]): Promise<Map<string, bigint>> {
-  const out = new Map<string, bigint>();
+async function readFileKeys(io: FileIO, path: string, keys: NestedField[]): Promise<Map<KeyId, bigint>> {
+  const out = new Map<KeyId, bigint>();
   let offset = 0n;
   for (const batch of readParquetBatches(await io.read(path), { schema: { fields: keys } })) {
     const columns = keys.map((k) => batch.columns.get(k.id)!);
-    for (let r = 0; r < batch.rowCount; r++) out.set(keyString(columns.map((c) => c[r])), offset + BigInt(r));
+    const single = columns.length === 1 ? columns[0]! : undefined;
+    for (let r = 0; r < batch.rowCount; r++) {
+      out.set(single ? singleKeyId(single[r]) : keyString(columns.map((c) => c[r])), offset + BigInt(r));
+    }
     offset += BigInt(batch.rowCount);
   }
   return out;
+}
+
+/**
+ * For a spec that is exactly `bucket[N]` of a long or int column, that column's bucket (spec Appendix B: Murmur3 of
+ * the value as an 8-byte little-endian long, `& Integer.MAX_VALUE`, `% N`), hashing through one reused buffer instead
+ * of allocating per value; `undefined` for any other spec. Values the transform would refuse go through the bound
+ * transform, which throws its usual error.
+ */
+export function keyBucketer(spec: PartitionSpec, schema: Schema): ((value: PrimitiveValue) => number) | undefined {
+  if (spec.fields.length !== 1) return undefined;
+  const field = spec.fields[0]!;
+  const transform = field.transform;
+  if (transform.kind !== 'bucket') return undefined;
+  const source = schema.fields.find((f) => f.id === field.sourceId);
+  if (!source || (source.type.kind !== 'long' && source.type.kind !== 'int')) return undefined;
+  const long = source.type.kind === 'long';
+  const generic = partitionTupleOf(spec, schema);
+  const bytes = new Uint8Array(8);
+  const view = new DataView(bytes.buffer);
+  const n = transform.numBuckets;
+  return (value) => {
+    if (long && typeof value === 'bigint' && value >= MIN_LONG && value <= MAX_LONG) {
+      view.setBigInt64(0, value, true);
+    } else if (!long && typeof value === 'number' && Number.isInteger(value) && value >= MIN_INT && value <= MAX_INT) {
+      view.setInt32(0, value, true);
+      view.setInt32(4, value < 0 ? -1 : 0, true);
+    } else {
+      return generic(() => value)[0] as number;
+    }
+    return (murmur3x86_32(bytes) & 0x7fffffff) % n;
+  };
+}
+
+const MIN_LONG = -(2n ** 63n);
+const MAX_LONG = 2n ** 63n - 1n;
+const MIN_INT = -(2 ** 31);
+const MAX_INT = 2 ** 31 - 1;
+
+/**
+ * A key as a `Map` key: a one-column integer key that a double holds exactly is that number (no string to build and
+ * hash per row), any other key its {@link keyString}. A table's key columns have one type, so the two forms never
+ * meet for the same key.
+ */
+export type KeyId = string | number;
+
+/** The {@link KeyId} of a one-column key. */
+function singleKeyId(value: unknown): KeyId {
+  if (typeof value === 'bigint') {
+    return value >= -MAX_EXACT && value <= MAX_EXACT ? Number(value) : `bigint:${value}`;
+  }
+  if (typeof value === 'number') return Number.isInteger(value) ? value : `number:${value}`;
+  return typeof value === 'string' ? `string:${value}` : keyString([value]);
+}
+
+const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * Key kinds whose values read back from Parquet exactly as the upsert got them (same {@link keyString}), so that
+ * a written file's key positions can be seeded into the cache instead of read back.
+ */
+const SEEDABLE_KEY_KINDS: ReadonlySet<string> = new Set(['int', 'long', 'string']);
+
+/**
+ * For a one-column key with ordered bounds, a file's key range as a predicate (`undefined` when the file has no
+ * bounds: any key may be in it); `undefined` for other keys. A key outside a file's bounds cannot be in it.
+ */
+function singleKeyBounds(
+  keys: NestedField[],
+): ((file: DataFile) => ((value: PrimitiveValue) => boolean) | undefined) | undefined {
+  if (keys.length !== 1) return undefined;
+  const key = keys[0]!;
+  if (key.type.kind === 'string' || key.type.kind === 'binary') return undefined;
+  const type = key.type as Parameters<typeof decodeBound>[0];
+  return (file) => {
+    const lower = file.lowerBounds?.get(key.id);
+    const upper = file.upperBounds?.get(key.id);
+    if (!lower || !upper) return undefined;
+    const lo = decodeBound(type, lower);
+    const hi = decodeBound(type, upper);
+    return (value) => compareValues(type, value, lo) >= 0 && compareValues(type, value, hi) <= 0;
+  };
+}
+
+/** Whether a sorted list of positions holds `pos` (binary search). */
+function sortedHas(sorted: readonly bigint[], pos: bigint): boolean {
+  let lo = 0;
+  let hi = sorted.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const at = sorted[mid]!;
+    if (at === pos) return true;
+    if (at < pos) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return false;
+}
+
+/** A delete file's positions by data file path, each list sorted ascending (for {@link sortedHas}). */
+async function readSortedPositionDeletes(io: FileIO, path: string): Promise<Map<string, bigint[]>> {
+  const byPath = await readPositionDeleteFile(io, path);
+  for (const positions of byPath.values()) positions.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return byPath;
+}
+
+/**
+ * Writes the upserted rows (indexes into `columns`) as data files, one or more per partition, like
+ * `writeDataFiles` but with each row's partition already known (the bucket transform hashed every key once
+ * already), and reporting each file's rows to `seed`.
+ */
+async function writeUpsertedRows(
+  io: FileIO,
+  metadata: TableMetadata,
+  options: {
+    columns: ReadonlyMap<number, ColumnValues>;
+    rows: readonly number[];
+    maxRowsPerFile: number;
+    /** The partition key and tuple of a row; `undefined` for an unpartitioned table or one not keyed by its key. */
+    partitionOf: ((row: number) => { key: string; partition: PartitionValue[] }) | undefined;
+    seed: ((path: string, rows: readonly number[]) => void) | undefined;
+  },
+): Promise<DataFile[]> {
+  const schema = currentSchema(metadata);
+  const spec = defaultPartitionSpec(metadata);
+  const pickAll = (rows: readonly number[]) =>
+    new Map([...options.columns].map(([id, values]) => [id, rows.map((r) => values[r])] as const));
+  if (spec.fields.length > 0 && !options.partitionOf) {
+    return writeDataFiles(io, metadata, {
+      columns: pickAll(options.rows),
+      rowCount: options.rows.length,
+      maxRowsPerFile: options.maxRowsPerFile,
+    });
+  }
+  const groups = new Map<string, { partition: PartitionValue[]; rows: number[] }>();
+  for (const r of options.rows) {
+    const { key, partition } = options.partitionOf?.(r) ?? { key: '', partition: [] };
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = { partition, rows: [] }));
+    group.rows.push(r);
+  }
+  const dir = dataDirectory(metadata);
+  const writeId = randomUUID();
+  const files: DataFile[] = [];
+  let fileIndex = 0;
+  for (const group of groups.values()) {
+    const partitionDir = spec.fields.length > 0 ? `/${partitionPath(spec, schema, group.partition)}` : '';
+    for (let start = 0; start < group.rows.length; start += options.maxRowsPerFile) {
+      const rows = group.rows.slice(start, start + options.maxRowsPerFile);
+      const filePath = `${dir}${partitionDir}/${String(fileIndex++).padStart(5, '0')}-${writeId}.parquet`;
+      let written;
+      try {
+        written = await writeParquetDataFile({ schema, columns: pickAll(rows), rowCount: rows.length });
+      } catch (err) {
+        if (err instanceof ParquetWriteError) {
+          const row = err.row === undefined ? undefined : rows[err.row];
+          throw new TableWriteError(
+            metadata.location,
+            filePath,
+            err.column,
+            `${err.problem}${row === undefined ? '' : ` (input row ${row})`}`,
+            { cause: err },
+          );
+        }
+        throw err;
+      }
+      await io.write(filePath, written.bytes);
+      options.seed?.(filePath, rows);
+      files.push({
+        content: 'data',
+        filePath,
+        fileFormat: 'PARQUET',
+        partition: group.partition,
+        specId: spec.specId,
+        recordCount: written.recordCount,
+        fileSizeInBytes: BigInt(written.bytes.length),
+        ...written.metrics,
+        splitOffsets: written.splitOffsets,
+        sortOrderId: 0,
+      });
+    }
+  }
+  return files;
 }
 
 /** Whether a data file's key bounds could contain any of the keys (single-column keys only; else true). */
@@ -199,85 +398,166 @@ export async function upsertRows(
     }
   }
 
-  // 1. Collapse: the last change per key wins.
+  // 1. Collapse: the last change per key wins. Each row's key id is built once and reused below.
   const keyColumns = keys.map((k) => {
     const column = options.columns.get(k.id);
     if (!column) throw new InvalidChangesError(tableName, `the key column "${k.name}" is missing from the changes`);
     return column;
   });
-  const last = new Map<string, number>();
+  const keyIds = new Array<KeyId>(rowCount);
+  const last = new Map<KeyId, number>();
+  const singleKey = keyColumns.length === 1 ? keyColumns[0]! : undefined;
   for (let r = 0; r < rowCount; r++) {
-    const tuple = keyColumns.map((c) => c[r]);
-    const nullAt = tuple.findIndex((v) => v === null || v === undefined);
-    if (nullAt >= 0) throw new InvalidChangesError(tableName, `row ${r} has a null key column "${keys[nullAt]!.name}"`);
-    last.set(keyString(tuple), r);
-  }
-  const finalRows = [...last.values()].sort((a, b) => a - b);
-  const changedKeys = new Set(last.keys());
-  const keyValues = finalRows.map((r) => keyColumns.map((c) => c[r] as PrimitiveValue));
-
-  // 2. Locate live rows of the changed keys.
-  const tasks = await planFiles(io, metadata);
-  let candidates: FileScanTask[] = tasks;
-  if (spec.fields.length > 0 && partitionFollowsKey(spec, schema)) {
-    const tupleOf = partitionTupleOf(spec, schema);
-    const wanted = new Set(
-      finalRows.map((r) =>
-        partitionKey(
-          spec.specId,
-          tupleOf((fieldId) => (options.columns.get(fieldId)?.[r] as PrimitiveValue | null) ?? null),
-        ),
-      ),
-    );
-    candidates = tasks.filter(
-      (t) => t.dataFile.specId !== spec.specId || wanted.has(partitionKey(t.dataFile.specId, t.dataFile.partition)),
-    );
-  }
-  candidates = candidates.filter((t) => mayContainKeys(t.dataFile, keys, keyValues));
-  const located = new Map<string, { file: DataFile; pos: bigint }>();
-  for (const task of candidates) {
-    const fileKeys = await cache.fileKeys(task.dataFile.filePath, () => readFileKeys(io, task.dataFile.filePath, keys));
-    const deleted = new Set<bigint>();
-    for (const d of task.positionDeletes) {
-      const byPath = await cache.deleteFilePositions(d.filePath, () => readPositionDeleteFile(io, d.filePath));
-      for (const p of byPath.get(task.dataFile.filePath) ?? []) deleted.add(p);
+    let text: KeyId;
+    if (singleKey) {
+      const v = singleKey[r];
+      if (v === null || v === undefined) {
+        throw new InvalidChangesError(tableName, `row ${r} has a null key column "${keys[0]!.name}"`);
+      }
+      text = singleKeyId(v);
+    } else {
+      const tuple = keyColumns.map((c) => c[r]);
+      const nullAt = tuple.findIndex((v) => v === null || v === undefined);
+      if (nullAt >= 0) {
+        throw new InvalidChangesError(tableName, `row ${r} has a null key column "${keys[nullAt]!.name}"`);
+      }
+      text = keyString(tuple);
     }
+    keyIds[r] = text;
+    last.set(text, r);
+  }
+  const finalRows = Int32Array.from(last.values()).sort();
+  let keyValuesMemo: PrimitiveValue[][] | undefined;
+  const keyValues = () =>
+    (keyValuesMemo ??= Array.from(finalRows, (r) => keyColumns.map((c) => c[r] as PrimitiveValue)));
+
+  // 2. Locate live rows of the changed keys. With `bucket(key)` partitioning a key can only live in its own
+  // partition, so each data file is probed only with the keys of its partition (and only those inside its key
+  // bounds): probing every file with every key grew with files × keys as the table collected small files.
+  const tasks = await planFiles(io, metadata);
+  const finalList = Array.from(finalRows);
+  const byPartition = new Map<string, { key: string; partition: PartitionValue[]; rows: number[] }>();
+  const keyedByPartition = spec.fields.length > 0 && partitionFollowsKey(spec, schema);
+  // Indexed by row: its partition group (keyed tables), and where its key's live row is.
+  const rowGroup = new Array<{ key: string; partition: PartitionValue[]; rows: number[] } | undefined>(rowCount);
+  const locatedFile = new Array<DataFile | undefined>(rowCount);
+  const locatedPos = new Array<bigint>(rowCount);
+  const locatedRows: number[] = [];
+  const bucketOf = keyBucketer(spec, schema);
+  if (keyedByPartition && bucketOf) {
+    // The common CDC layout, `bucket[N](key)`: one hash per row through a reused buffer, one group per bucket.
+    const source = options.columns.get(spec.fields[0]!.sourceId)!;
+    const groups: ({ key: string; partition: PartitionValue[]; rows: number[] } | undefined)[] = [];
+    for (const r of finalList) {
+      const bucket = bucketOf(source[r] as PrimitiveValue);
+      let group = groups[bucket];
+      if (!group) {
+        const partition = [bucket];
+        const key = partitionKey(spec.specId, partition);
+        groups[bucket] = group = { key, partition, rows: [] };
+        byPartition.set(key, group);
+      }
+      group.rows.push(r);
+      rowGroup[r] = group;
+    }
+  } else if (keyedByPartition) {
+    const tupleOf = partitionTupleOf(spec, schema);
+    let row = 0;
+    const sourceValue = (fieldId: number) => (options.columns.get(fieldId)?.[row] as PrimitiveValue | null) ?? null;
+    for (const r of finalList) {
+      row = r;
+      const partition = tupleOf(sourceValue);
+      const key = partitionKey(spec.specId, partition);
+      let group = byPartition.get(key);
+      if (!group) byPartition.set(key, (group = { key, partition, rows: [] }));
+      group.rows.push(r);
+      rowGroup[r] = group;
+    }
+  }
+  const bounds = singleKeyBounds(keys);
+  for (const task of tasks) {
+    const file = task.dataFile;
+    let probe: readonly number[] = finalList;
+    if (keyedByPartition && file.specId === spec.specId) {
+      const group = byPartition.get(partitionKey(file.specId, file.partition));
+      if (!group) continue;
+      probe = group.rows;
+    }
+    const range = bounds?.(file);
+    const inRange = range ? probe.filter((r) => range(singleKey![r] as PrimitiveValue)) : probe;
+    if (inRange.length === 0) continue;
     if (task.equalityDeletes.length > 0) {
       throw new InvalidChangesError(
         tableName,
-        `data file ${task.dataFile.filePath} has equality deletes (written by another engine); compact the table before a position-delete upsert`,
+        `data file ${file.filePath} has equality deletes (written by another engine); compact the table before a position-delete upsert`,
       );
     }
-    for (const key of changedKeys) {
-      const pos = fileKeys.get(key);
-      if (pos !== undefined && !deleted.has(pos)) located.set(key, { file: task.dataFile, pos });
+    const fileKeys = await cache.fileKeys(file.filePath, () => readFileKeys(io, file.filePath, keys));
+    const hitRows: number[] = [];
+    const hitPositions: bigint[] = [];
+    for (const r of inRange) {
+      const pos = fileKeys.get(keyIds[r]!);
+      if (pos === undefined) continue;
+      hitRows.push(r);
+      hitPositions.push(pos);
+    }
+    if (hitRows.length === 0) continue;
+    // Check the few hits against each delete file's sorted positions, rather than building the set of every
+    // deleted position of the file (which grew with every batch's delete file).
+    const deletedLists: bigint[][] = [];
+    for (const d of task.positionDeletes) {
+      const byPath = await cache.deleteFilePositions(d.filePath, () => readSortedPositionDeletes(io, d.filePath));
+      const list = byPath.get(file.filePath);
+      if (list && list.length > 0) deletedLists.push(list);
+    }
+    hits: for (let i = 0; i < hitRows.length; i++) {
+      const pos = hitPositions[i]!;
+      for (const list of deletedLists) if (sortedHas(list, pos)) continue hits;
+      const r = hitRows[i]!;
+      if (locatedFile[r] === undefined) locatedRows.push(r);
+      locatedFile[r] = file;
+      locatedPos[r] = pos;
     }
   }
 
   // 3. Write the after-images and the position deletes.
-  const upsertRowsIdx = finalRows.filter((r) => options.ops[r] === 'upsert');
   let inserted = 0;
   let updated = 0;
   let deletedCount = 0;
   let missingDeletes = 0;
-  for (const r of finalRows) {
-    const found = located.has(keyString(keyColumns.map((c) => c[r])));
+  const upsertRowsIdx: number[] = [];
+  for (const r of finalList) {
+    const found = locatedFile[r] !== undefined;
     if (options.ops[r] === 'upsert') {
+      upsertRowsIdx.push(r);
       if (found) updated++;
       else inserted++;
     } else if (found) deletedCount++;
     else missingDeletes++;
   }
+  const located = locatedRows.map((r) => ({ file: locatedFile[r]!, pos: locatedPos[r]! }));
   const dataFiles = upsertRowsIdx.length
-    ? await writeDataFiles(io, metadata, {
-        columns: new Map(
-          [...options.columns].map(([id, values]) => [id, upsertRowsIdx.map((r) => values[r])] as const),
-        ),
-        rowCount: upsertRowsIdx.length,
-        maxRowsPerFile: options.maxRowsPerFile,
+    ? await writeUpsertedRows(io, metadata, {
+        columns: options.columns,
+        rows: upsertRowsIdx,
+        maxRowsPerFile: options.maxRowsPerFile ?? 1_000_000,
+        partitionOf: keyedByPartition
+          ? (r) => rowGroup[r]!
+          : spec.fields.length === 0
+            ? () => ({ key: '', partition: [] })
+            : undefined,
+        // The new files' key positions are known: the next batch need not read them back.
+        seed:
+          singleKey && SEEDABLE_KEY_KINDS.has(keys[0]!.type.kind)
+            ? (path, rows) => {
+                const positions = new Map<KeyId, bigint>();
+                rows.forEach((r, i) => positions.set(keyIds[r]!, BigInt(i)));
+                cache.seed(path, positions);
+              }
+            : undefined,
       })
     : [];
-  const deleteFiles = await writePositionDeletes(io, metadata, [...located.values()]);
+  const deleteFiles = await writePositionDeletes(io, metadata, located);
   if (dataFiles.length === 0 && deleteFiles.length === 0) {
     return {
       snapshotId: undefined,
@@ -305,7 +585,7 @@ export async function upsertRows(
     addedPositionDeleteFiles: deleteFiles.length,
     addedPositionDeletes: deleteFiles.reduce((n, f) => n + f.recordCount, 0n),
   };
-  const targets = new Set([...located.values()].map((l) => l.file.filePath));
+  const targets = new Set(located.map((l) => l.file.filePath));
   const operation = dataFiles.length && deleteFiles.length ? 'overwrite' : deleteFiles.length ? 'delete' : 'append';
   const baseSnapshotId = metadata.currentSnapshotId;
   const { sequenceNumber, attempts } = await commitNewManifests(catalog, io, table, {
@@ -318,7 +598,7 @@ export async function upsertRows(
     validate: async (current) => {
       await options.validate?.(current);
       if (current.currentSnapshotId === baseSnapshotId) return;
-      await validateNoConflicts(io, current, baseSnapshotId, targets, keys, keyValues, tableName);
+      await validateNoConflicts(io, current, baseSnapshotId, targets, keys, keyValues(), tableName);
     },
   });
   return {

@@ -10,6 +10,20 @@ describe('LSNs', () => {
     expect(parseLsn('ffffffff/ffffffff')).toBe(MAX_LSN);
   });
 
+  it('parses exactly on both sides of 2^53 (a number below, bigints above)', () => {
+    for (const [high, low] of [
+      [0x1fffffn, 0xffffffffn],
+      [0x200000n, 0n],
+      [0x200000n, 1n],
+      [0x1fffffn, 0n],
+      [0x7fffffffn, 0x80000001n],
+    ] as const) {
+      const text = `${high.toString(16)}/${low.toString(16)}`;
+      expect(parseLsn(text)).toBe((high << 32n) | low);
+      expect(formatLsn(parseLsn(text))).toBe(text.toUpperCase());
+    }
+  });
+
   it('formats as PostgreSQL prints it and round-trips', () => {
     expect(formatLsn(0xadd4258n)).toBe('0/ADD4258');
     expect(formatLsn((0x16n << 32n) | 0xb374d848n)).toBe('16/B374D848');
