@@ -6,6 +6,11 @@ export interface BatcherOptions<T, R> {
   maxWaitMs: number;
   /** Runs one batch; returns one result per item, in order. A throw fails every request with an item in it. */
   run: (items: T[]) => Promise<R[]>;
+  /**
+   * Batches running at once. 2 lets the next batch's inputs be built on this thread while the previous batch runs
+   * in ONNX Runtime's threads (worth it on a GPU, where building the feeds is as long as the run). @default 1
+   */
+  maxInFlight?: number;
 }
 
 interface Request<T, R> {
@@ -34,7 +39,7 @@ interface Segment<T, R> {
 export class DynamicBatcher<T, R> {
   private readonly queue: Segment<T, R>[] = [];
   private queued = 0;
-  private running = false;
+  private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -77,14 +82,14 @@ export class DynamicBatcher<T, R> {
   }
 
   private schedule(): void {
-    if (this.running || this.queued === 0) return;
+    if (this.inFlight >= (this.opts.maxInFlight ?? 1) || this.queued === 0) return;
     const oldest = this.queue[0]!.enqueuedAt;
     const waited = performance.now() - oldest;
     if (this.queued >= this.opts.maxBatch || waited >= this.opts.maxWaitMs) {
       if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
       // Run on the next turn so that callers submitting in the same tick coalesce.
-      this.running = true;
+      this.inFlight += 1;
       setImmediate(() => void this.runOne());
       return;
     }
@@ -114,6 +119,8 @@ export class DynamicBatcher<T, R> {
 
   private async runOne(): Promise<void> {
     const segments = this.take();
+    // With room for another batch in flight, the next one may start while this one runs.
+    this.schedule();
     const items: T[] = [];
     for (const s of segments) for (let i = s.start; i < s.end; i++) items.push(s.request.items[i]!);
     try {
@@ -136,7 +143,7 @@ export class DynamicBatcher<T, R> {
     } catch (err) {
       for (const s of segments) this.fail(s.request, err);
     } finally {
-      this.running = false;
+      this.inFlight -= 1;
       this.schedule();
     }
   }

@@ -45,6 +45,11 @@ export interface InferenceOptions {
    * Worth it where the model outruns one tokenizer thread (small models, GPUs). @default 0
    */
   tokenizerThreads?: number;
+  /**
+   * Batches of one model running at once: the next batch's feeds are built while the previous one runs. @default 2
+   * on a CUDA session (building feeds costs as much as a GPU run), 1 on the CPU (a run already uses every core)
+   */
+  batchesInFlight?: number;
   /** Called after every batch (metrics). */
   onBatch?: (event: BatchEvent) => void;
 }
@@ -107,7 +112,8 @@ class ModelRuntime {
     readonly text: TextPreprocessor | undefined,
     readonly image: ImagePreprocessor | undefined,
     readonly tokenizerThreads: TokenizerThreads | undefined,
-    opts: Required<Pick<InferenceOptions, 'maxBatch' | 'maxWaitMs'>> & Pick<InferenceOptions, 'onBatch'>,
+    opts: Required<Pick<InferenceOptions, 'maxBatch' | 'maxWaitMs'>> &
+      Pick<InferenceOptions, 'onBatch' | 'batchesInFlight'>,
   ) {
     const m = loaded.manifest;
     this.stats = {
@@ -139,7 +145,11 @@ class ModelRuntime {
       });
       return vectors;
     };
-    const batcherOpts = { maxBatch: opts.maxBatch, maxWaitMs: opts.maxWaitMs };
+    const batcherOpts = {
+      maxBatch: opts.maxBatch,
+      maxWaitMs: opts.maxWaitMs,
+      maxInFlight: opts.batchesInFlight ?? (loaded.provider === 'cuda' ? 2 : 1),
+    };
     if (m.kind === 'text') {
       this.textBatcher = new DynamicBatcher<TextItem, Float32Array>({
         ...batcherOpts,
@@ -333,7 +343,8 @@ function checkSignature(session: ort.InferenceSession, manifest: ModelManifest, 
  */
 export class InferencePool {
   private readonly models = new Map<string, Promise<ModelRuntime>>();
-  private readonly opts: Required<Omit<InferenceOptions, 'onBatch'>> & Pick<InferenceOptions, 'onBatch'>;
+  private readonly opts: Required<Omit<InferenceOptions, 'onBatch' | 'batchesInFlight'>> &
+    Pick<InferenceOptions, 'onBatch' | 'batchesInFlight'>;
   private closed = false;
 
   constructor(opts: InferenceOptions = {}) {
@@ -344,6 +355,7 @@ export class InferencePool {
       maxBatch: opts.maxBatch ?? 64,
       maxWaitMs: opts.maxWaitMs ?? 5,
       tokenizerThreads: opts.tokenizerThreads ?? 0,
+      ...(opts.batchesInFlight ? { batchesInFlight: opts.batchesInFlight } : {}),
       ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
     };
   }

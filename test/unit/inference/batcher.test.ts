@@ -27,6 +27,36 @@ describe('DynamicBatcher', () => {
     expect(batches).toEqual([[1, 2, 3, 4, 5, 6]]);
   });
 
+  it('runs one batch at a time by default, and up to maxInFlight at once when asked, results in order', async () => {
+    for (const maxInFlight of [1, 2]) {
+      let running = 0;
+      let peak = 0;
+      const releases: (() => void)[] = [];
+      const batcher = new DynamicBatcher<number, number>({
+        maxBatch: 4,
+        maxWaitMs: 0,
+        maxInFlight,
+        run: async (items) => {
+          running += 1;
+          peak = Math.max(peak, running);
+          // Batches finish in reverse order of start once released, to check results still land in order.
+          await new Promise<void>((r) => releases.unshift(r));
+          running -= 1;
+          return items.map((x) => x * 10);
+        },
+      });
+      const all = batcher.submit(Array.from({ length: 12 }, (_, i) => i));
+      for (let released = 0; released < 3;) {
+        await new Promise((r) => setTimeout(r, 5));
+        const batch = releases.splice(0);
+        batch.forEach((release) => release());
+        released += batch.length;
+      }
+      expect(await all).toEqual(Array.from({ length: 12 }, (_, i) => i * 10));
+      expect(peak).toBe(maxInFlight);
+    }
+  });
+
   it('splits a large request into batches of at most maxBatch, keeping order', async () => {
     const { batcher, batches } = recordingBatcher(4, 5);
     const items = Array.from({ length: 10 }, (_, i) => i);
