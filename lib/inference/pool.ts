@@ -46,8 +46,8 @@ export interface InferenceOptions {
    */
   tokenizerThreads?: number;
   /**
-   * Batches of one model running at once: the next batch's feeds are built while the previous one runs. @default 2
-   * on a CUDA session (building feeds costs as much as a GPU run), 1 on the CPU (a run already uses every core)
+   * Batches of one model running at once: with 2, the next batch's feeds are built while the previous one runs.
+   * Measured on an H100 (BENCHMARKS.md, inference §7): no gain over 1 for the generated models. @default 1
    */
   batchesInFlight?: number;
   /** Called after every batch (metrics). */
@@ -148,7 +148,7 @@ class ModelRuntime {
     const batcherOpts = {
       maxBatch: opts.maxBatch,
       maxWaitMs: opts.maxWaitMs,
-      maxInFlight: opts.batchesInFlight ?? (loaded.provider === 'cuda' ? 2 : 1),
+      maxInFlight: opts.batchesInFlight ?? 1,
     };
     if (m.kind === 'text') {
       this.textBatcher = new DynamicBatcher<TextItem, Float32Array>({
