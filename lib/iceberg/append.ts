@@ -113,30 +113,65 @@ export async function writeDataFiles(io: FileIO, metadata: TableMetadata, option
   const schema = currentSchema(metadata);
   const spec = defaultPartitionSpec(metadata);
   const rowCount = rowCountOf(options);
-  const maxRows = options.maxRowsPerFile ?? 1_000_000;
+  return writeGroupFiles(io, metadata, groupRowsByPartition(spec, schema, options.columns, rowCount), {
+    columnsOf: (rows) =>
+      rows.length === rowCount
+        ? options.columns
+        : new Map([...options.columns].map(([id, values]) => [id, pick(values, rows)] as const)),
+    maxRowsPerFile: options.maxRowsPerFile ?? 1_000_000,
+    writer: {
+      targetRowGroupBytes: options.targetRowGroupBytes,
+      maxRowGroupRows: options.maxRowGroupRows,
+      parallelism: options.parallelism,
+      integerEncoding: options.integerEncoding,
+    },
+  });
+}
+
+/** Options of {@link writeGroupFiles}. */
+export interface WriteGroupFilesOptions {
+  /** The column values of the given rows (indexes into the caller's columns), keyed by field id. */
+  columnsOf: (rows: readonly number[]) => ReadonlyMap<number, ColumnValues>;
+  maxRowsPerFile: number;
+  /** Passed to the Parquet writer. */
+  writer?: Pick<
+    Parameters<typeof writeParquetDataFile>[0],
+    'targetRowGroupBytes' | 'maxRowGroupRows' | 'parallelism' | 'integerEncoding'
+  >;
+  /** Called with each file written and the rows it holds. */
+  onFile?: (path: string, rows: readonly number[]) => void;
+}
+
+/**
+ * Writes each group of rows (one partition tuple per group) as Parquet data files of at most `maxRowsPerFile` rows
+ * under the table's data directory, and returns their entries. A value the writer refuses is a
+ * {@link TableWriteError} naming the file, the column and the caller's row. Nothing is committed.
+ */
+export async function writeGroupFiles(
+  io: FileIO,
+  metadata: TableMetadata,
+  groups: Iterable<{ partition: PartitionValue[]; rows: readonly number[] }>,
+  options: WriteGroupFilesOptions,
+): Promise<DataFile[]> {
+  const schema = currentSchema(metadata);
+  const spec = defaultPartitionSpec(metadata);
+  const maxRows = options.maxRowsPerFile;
   const dir = dataDirectory(metadata);
   const files: DataFile[] = [];
   let fileIndex = 0;
   const writeId = randomUUID();
-  for (const group of groupRowsByPartition(spec, schema, options.columns, rowCount)) {
+  for (const group of groups) {
     const partitionDir = spec.fields.length > 0 ? `/${partitionPath(spec, schema, group.partition)}` : '';
     for (let start = 0; start < group.rows.length; start += maxRows) {
       const rows = group.rows.slice(start, start + maxRows);
-      const whole = rows.length === rowCount;
-      const columns = whole
-        ? options.columns
-        : new Map([...options.columns].map(([id, values]) => [id, pick(values, rows)] as const));
       const filePath = `${dir}${partitionDir}/${String(fileIndex++).padStart(5, '0')}-${writeId}.parquet`;
       let written;
       try {
         written = await writeParquetDataFile({
           schema,
-          columns,
+          columns: options.columnsOf(rows),
           rowCount: rows.length,
-          targetRowGroupBytes: options.targetRowGroupBytes,
-          maxRowGroupRows: options.maxRowGroupRows,
-          parallelism: options.parallelism,
-          integerEncoding: options.integerEncoding,
+          ...options.writer,
         });
       } catch (err) {
         if (err instanceof ParquetWriteError) {
@@ -153,6 +188,7 @@ export async function writeDataFiles(io: FileIO, metadata: TableMetadata, option
         throw err;
       }
       await io.write(filePath, written.bytes);
+      options.onFile?.(filePath, rows);
       files.push({
         content: 'data',
         filePath,

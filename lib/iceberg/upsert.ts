@@ -15,8 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FileIO } from '../storage/file-io.js';
-import { commitNewManifests, dataDirectory, writeAddedManifest, writeDataFiles } from './append.js';
-import { TableWriteError } from './errors.js';
+import { commitNewManifests, dataDirectory, writeAddedManifest, writeDataFiles, writeGroupFiles } from './append.js';
 import type { SqlCatalog } from './catalog/sql-catalog.js';
 import type { TableIdentifierInput } from './catalog/identifier.js';
 import type { DataFile, PartitionValue } from './data-file.js';
@@ -29,13 +28,7 @@ import {
 } from './metadata-json.js';
 import { partitionPath, partitionTupleOf, type PartitionSpec } from './partition-spec.js';
 import { murmur3x86_32 } from './transforms.js';
-import {
-  ParquetWriteError,
-  readParquetBatches,
-  writeParquetDataFile,
-  writePositionDeleteFile,
-  type ColumnValues,
-} from './parquet/index.js';
+import { readParquetBatches, writePositionDeleteFile, type ColumnValues } from './parquet/index.js';
 import { liveEntries, planFiles, readPositionDeleteFile } from './scan.js';
 import { noChanges, type SnapshotChanges } from './table-update.js';
 import type { NestedField, Schema } from './types.js';
@@ -296,7 +289,6 @@ async function writeUpsertedRows(
     seed: ((path: string, rows: readonly number[]) => void) | undefined;
   },
 ): Promise<DataFile[]> {
-  const schema = currentSchema(metadata);
   const spec = defaultPartitionSpec(metadata);
   const pickAll = (rows: readonly number[]) =>
     new Map([...options.columns].map(([id, values]) => [id, rows.map((r) => values[r])] as const));
@@ -314,48 +306,11 @@ async function writeUpsertedRows(
     if (!group) groups.set(key, (group = { partition, rows: [] }));
     group.rows.push(r);
   }
-  const dir = dataDirectory(metadata);
-  const writeId = randomUUID();
-  const files: DataFile[] = [];
-  let fileIndex = 0;
-  for (const group of groups.values()) {
-    const partitionDir = spec.fields.length > 0 ? `/${partitionPath(spec, schema, group.partition)}` : '';
-    for (let start = 0; start < group.rows.length; start += options.maxRowsPerFile) {
-      const rows = group.rows.slice(start, start + options.maxRowsPerFile);
-      const filePath = `${dir}${partitionDir}/${String(fileIndex++).padStart(5, '0')}-${writeId}.parquet`;
-      let written;
-      try {
-        written = await writeParquetDataFile({ schema, columns: pickAll(rows), rowCount: rows.length });
-      } catch (err) {
-        if (err instanceof ParquetWriteError) {
-          const row = err.row === undefined ? undefined : rows[err.row];
-          throw new TableWriteError(
-            metadata.location,
-            filePath,
-            err.column,
-            `${err.problem}${row === undefined ? '' : ` (input row ${row})`}`,
-            { cause: err },
-          );
-        }
-        throw err;
-      }
-      await io.write(filePath, written.bytes);
-      options.seed?.(filePath, rows);
-      files.push({
-        content: 'data',
-        filePath,
-        fileFormat: 'PARQUET',
-        partition: group.partition,
-        specId: spec.specId,
-        recordCount: written.recordCount,
-        fileSizeInBytes: BigInt(written.bytes.length),
-        ...written.metrics,
-        splitOffsets: written.splitOffsets,
-        sortOrderId: 0,
-      });
-    }
-  }
-  return files;
+  return writeGroupFiles(io, metadata, groups.values(), {
+    columnsOf: pickAll,
+    maxRowsPerFile: options.maxRowsPerFile,
+    ...(options.seed ? { onFile: options.seed } : {}),
+  });
 }
 
 /** Whether a data file's key bounds could contain any of the keys (single-column keys only; else true). */
