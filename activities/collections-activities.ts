@@ -639,8 +639,11 @@ export function createCollectionsGpuActivities(deps: CollectionsGpuActivityDeps)
   const metrics = deps.metricsRegistry ? collectionsMetrics(deps.metricsRegistry) : undefined;
   const quarantine = quarantineTo(io, metrics);
 
+  // Every call into the model heartbeats: these activities run with a heartbeat timeout, and a large sample or
+  // vocabulary takes many calls.
   const embedTextsStrict = (model: { path: string; version: string }) => async (texts: readonly string[]) => {
     const out = await embedder.embedTexts(model, texts);
+    Context.current().heartbeat();
     return out.map((o, i) => {
       if (o instanceof Float32Array) return o;
       throw new CollectionsError('invalid-option', `"${texts[i]}" cannot be embedded: ${o.error.message}`);
@@ -679,6 +682,7 @@ export function createCollectionsGpuActivities(deps: CollectionsGpuActivityDeps)
         const all = await zeroShotExtract({
           embedImages: async (images: readonly Uint8Array[]) => {
             const out = await embedder.embedImages(input.imageModel, images);
+            Context.current().heartbeat({ imagesEmbedded: offset + images.length });
             const vectors = out.map((o, i) => {
               if (o instanceof Float32Array) return o;
               rejected.set(offset + i, o.error.message);
@@ -727,28 +731,37 @@ export function createCollectionsGpuActivities(deps: CollectionsGpuActivityDeps)
           : undefined;
         let usage: VlmUsage = NO_USAGE;
         const judgeEndpoint = input.judge;
-        const vocabulary = await proposeVocabulary({
-          extractions,
-          keys: input.keys,
-          embedTexts: embedTextsStrict(input.textModel),
-          ...(demand ? { demand } : {}),
-          minValueShare: input.minValueShare,
-          minSupport: input.minSupport,
-          maxAttributes: input.maxAttributes,
-          mergeCosine: input.mergeCosine,
-          maxCollections: input.maxCollections,
-          ...(judgeEndpoint
-            ? {
-                judge: async (cols: CollectionDef[]) => {
-                  const client = vlmClient(judgeEndpoint, env);
-                  const verdicts = await judgeCollections({ client, collections: cols });
-                  usage = client.usage();
-                  countVlmUsage(metrics, 'judge', judgeEndpoint.model, usage);
-                  return verdicts;
-                },
-              }
-            : {}),
-        });
+        // The judge's requests can take minutes without an embedding call in between: heartbeat on a timer too.
+        const ctx = Context.current();
+        const keepAlive = setInterval(() => ctx.heartbeat({ phase: 'curating' }), 10_000);
+        const vocabulary = await (async () => {
+          try {
+            return await proposeVocabulary({
+              extractions,
+              keys: input.keys,
+              embedTexts: embedTextsStrict(input.textModel),
+              ...(demand ? { demand } : {}),
+              minValueShare: input.minValueShare,
+              minSupport: input.minSupport,
+              maxAttributes: input.maxAttributes,
+              mergeCosine: input.mergeCosine,
+              maxCollections: input.maxCollections,
+              ...(judgeEndpoint
+                ? {
+                    judge: async (cols: CollectionDef[]) => {
+                      const client = vlmClient(judgeEndpoint, env);
+                      const verdicts = await judgeCollections({ client, collections: cols, budget: input.budget });
+                      usage = client.usage();
+                      countVlmUsage(metrics, 'judge', judgeEndpoint.model, usage);
+                      return verdicts;
+                    },
+                  }
+                : {}),
+            });
+          } finally {
+            clearInterval(keepAlive);
+          }
+        })();
         const vocabularyUri = await writeJson(io, `${input.runRoot}/vocabulary.proposed.json`, vocabulary);
         return { vocabularyUri, summary: summariseVocabulary(vocabulary) as VocabularySummaryJson, usage };
       });
