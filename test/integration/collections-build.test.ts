@@ -4,16 +4,14 @@ import path from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import type { Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startCollectionsBuild } from '../../client/pipelines.js';
-import { waitForPollers } from '../../cli/local-stack.js';
 import { REPO_ROOT } from '../../lib/config.js';
 import { readAlias } from '../../lib/embedding/alias-store.js';
 import { PostgresCatalogDriver, SqlCatalog } from '../../lib/iceberg/catalog/index.js';
-import { bundledModels, InferencePool } from '../../lib/inference/index.js';
+import { bundledModels } from '../../lib/inference/index.js';
 import {
   generateSyntheticCatalog,
   syntheticAttributeOptions,
@@ -25,15 +23,14 @@ import { readQuarantine } from '../../lib/collections/quarantine-store.js';
 import { stratifiedSample } from '../../lib/collections/sample.js';
 import { CompositeFileIO, S3FileIO } from '../../lib/storage/index.js';
 import type { CollectionsBuildRequest, CollectionsBuildSummary } from '../../schemas/collections.js';
-import { taskQueues } from '../../schemas/task-queues.js';
 import {
   collectionsSummaryQuery,
   collectionsVocabularyQuery,
   reviewVocabularyUpdate,
   type VocabularyView,
 } from '../../workflows/collections-build.js';
-import { createCpuWorker, createGpuHostWorkers } from '../../workers/pool-workers.js';
-import { connectToTestServer, eventually, testWorkflowBundle, uniqueQueue } from '../fixtures/temporal.js';
+import { startCollectionsWorkers } from '../fixtures/collections-workers.js';
+import { connectToTestServer, eventually, uniqueQueue } from '../fixtures/temporal.js';
 
 const s3 = inject('s3');
 const bucket = `sluice-coll-${randomUUID().slice(0, 8)}`;
@@ -47,15 +44,12 @@ describe('collections-build on real Temporal, PostgreSQL catalog, S3, the dual e
   let io: CompositeFileIO;
   let catalog: SqlCatalog;
   let driver: PostgresCatalogDriver;
-  let workers: Worker[] = [];
-  let running: Promise<void>[] = [];
-  let pool: InferencePool;
+  let workersHandle: { stop: () => Promise<void> } | undefined;
   let vlm: VlmStandIn;
   let synthetic: SyntheticCatalog;
   let rejectedImageItem: string;
   const base = uniqueQueue('coll');
   const metrics = new Registry();
-  const q = taskQueues(base);
 
   const input = (over: Partial<CollectionsBuildRequest> = {}): CollectionsBuildRequest => ({
     name: 'shapes',
@@ -174,43 +168,20 @@ describe('collections-build on real Temporal, PostgreSQL catalog, S3, the dual e
       rejectImages: rejectHashes,
     });
 
-    pool = new InferencePool({ provider: 'cpu', intraOpThreads: 1 });
-    const cpu = await createCpuWorker({
-      connection: t.nativeConnection,
-      namespace: 'default',
-      baseTaskQueue: base,
-      workflows: { workflowBundle: testWorkflowBundle() },
-      shutdownGraceTime: '1s',
-      embedding: { catalog, io, warehouse },
-      collections: { catalog, io, warehouse, metricsRegistry: metrics },
-    });
-    const gpu = await createGpuHostWorkers({
-      connection: t.nativeConnection,
-      namespace: 'default',
-      baseTaskQueue: base,
+    workersHandle = await startCollectionsWorkers({
+      t,
+      base,
       host: 'gpu-coll',
-      slots: 2,
-      shutdownGraceTime: '1s',
-      inference: { pool, host: 'gpu-coll' },
-      embeddingIo: io,
+      catalog,
+      io,
+      warehouse,
+      metricsRegistry: metrics,
     });
-    workers = [cpu, ...gpu];
-    running = workers.map((w) => w.run());
-    await waitForPollers(
-      t.client,
-      [
-        { name: q.cpu, type: 'activity' },
-        { name: q.gpu, type: 'activity' },
-      ],
-      60_000,
-    );
   }, 240_000);
 
   afterAll(async () => {
-    for (const w of workers) w.shutdown();
-    await Promise.all(running.map((r) => r.catch(() => undefined)));
+    await workersHandle?.stop();
     await vlm?.close();
-    await pool?.close();
     await driver?.close();
     await io?.close();
     await t?.close();

@@ -4,15 +4,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { WorkflowHandle } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startCollectionsBuild } from '../../client/pipelines.js';
-import { waitForPollers } from '../../cli/local-stack.js';
 import { REPO_ROOT } from '../../lib/config.js';
 import { readAlias } from '../../lib/embedding/alias-store.js';
 import { PostgresCatalogDriver, SqlCatalog } from '../../lib/iceberg/catalog/index.js';
-import { bundledModels, InferencePool } from '../../lib/inference/index.js';
+import { bundledModels } from '../../lib/inference/index.js';
 import { readPublishedCollections } from '../../lib/collections/publish.js';
 import {
   generateSyntheticCatalog,
@@ -22,10 +20,9 @@ import {
 import { startVlmStandIn, type VlmStandIn } from '../../lib/collections/vlm-stand-in.js';
 import { CompositeFileIO } from '../../lib/storage/index.js';
 import type { CollectionsBuildRequest } from '../../schemas/collections.js';
-import { taskQueues } from '../../schemas/task-queues.js';
 import { collectionsVocabularyQuery, type VocabularyView } from '../../workflows/collections-build.js';
-import { createCpuWorker, createGpuHostWorkers } from '../../workers/pool-workers.js';
-import { connectToTestServer, eventually, testWorkflowBundle, uniqueQueue } from '../fixtures/temporal.js';
+import { startCollectionsWorkers } from '../fixtures/collections-workers.js';
+import { connectToTestServer, eventually, uniqueQueue } from '../fixtures/temporal.js';
 
 // `sluice collections …` end to end: a real collections-build run (300 synthetic items, the VLM stand-in, in-process
 // cpu and gpu workers) driven and inspected by spawning `node bin/sluice.js collections …` with a stack config whose
@@ -47,9 +44,7 @@ describe('sluice collections CLI against a real collections-build run', () => {
   let io: CompositeFileIO;
   let catalog: SqlCatalog;
   let driver: PostgresCatalogDriver;
-  let workers: Worker[] = [];
-  let running: Promise<void>[] = [];
-  let pool: InferencePool;
+  let workersHandle: { stop: () => Promise<void> } | undefined;
   let vlm: VlmStandIn;
   let synthetic: SyntheticCatalog;
   let dir: string;
@@ -59,7 +54,6 @@ describe('sluice collections CLI against a real collections-build run', () => {
   let proposal: VocabularyView;
   let removed: string;
   const base = uniqueQueue('collcli');
-  const q = taskQueues(base);
   const ADDED = { attributes: { size: 'large', color: 'black', shape: 'circle' }, name: 'big black balls' };
   const ADDED_ID = 'color=black+shape=circle+size=large';
 
@@ -173,43 +167,19 @@ describe('sluice collections CLI against a real collections-build run', () => {
       serverErrorRate: 0.05,
     });
 
-    pool = new InferencePool({ provider: 'cpu', intraOpThreads: 1 });
-    const cpu = await createCpuWorker({
-      connection: t.nativeConnection,
-      namespace: 'default',
-      baseTaskQueue: base,
-      workflows: { workflowBundle: testWorkflowBundle() },
-      shutdownGraceTime: '1s',
-      embedding: { catalog, io, warehouse },
-      collections: { catalog, io, warehouse },
-    });
-    const gpu = await createGpuHostWorkers({
-      connection: t.nativeConnection,
-      namespace: 'default',
-      baseTaskQueue: base,
+    workersHandle = await startCollectionsWorkers({
+      t,
+      base,
       host: 'gpu-collcli',
-      slots: 2,
-      shutdownGraceTime: '1s',
-      inference: { pool, host: 'gpu-collcli' },
-      embeddingIo: io,
+      catalog,
+      io,
+      warehouse,
     });
-    workers = [cpu, ...gpu];
-    running = workers.map((w) => w.run());
-    await waitForPollers(
-      t.client,
-      [
-        { name: q.cpu, type: 'activity' },
-        { name: q.gpu, type: 'activity' },
-      ],
-      60_000,
-    );
   }, 180_000);
 
   afterAll(async () => {
-    for (const w of workers) w.shutdown();
-    await Promise.all(running.map((r) => r.catch(() => undefined)));
+    await workersHandle?.stop();
     await vlm?.close();
-    await pool?.close();
     await driver?.close();
     await io?.close();
     await t?.close();
