@@ -1,14 +1,25 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import client from 'prom-client';
+import type { z } from 'zod';
 import type { SqlCatalog } from '../lib/iceberg/catalog/index.js';
 import { writeRateLimitRules } from '../lib/quota/dispatch/rate-limit-rules.js';
 import { postWebhook } from '../lib/quota/dispatch/webhook.js';
 import { writeYunikornQueues } from '../lib/quota/dispatch/yunikorn.js';
-import { QuotaAccessDenied, QuotaValidationError, QuotaVersionConflict, isQuotaError } from '../lib/quota/errors.js';
+import {
+  QuotaAccessDenied,
+  QuotaDecisionInvalid,
+  QuotaValidationError,
+  QuotaVersionConflict,
+  isQuotaError,
+} from '../lib/quota/errors.js';
 import { buildPlan, type Rightsizer } from '../lib/quota/plan.js';
 import { alignWithBudget } from '../lib/quota/rightsizing/budget.js';
 import { defaultPolicy, recommend } from '../lib/quota/rightsizing/recommend.js';
-import { defaultScheduleOptions, recommendSchedule } from '../lib/quota/rightsizing/schedule.js';
+import {
+  alignScheduleWithBudget,
+  defaultScheduleOptions,
+  recommendSchedule,
+} from '../lib/quota/rightsizing/schedule.js';
 import type { QuotaStore } from '../lib/quota/store.js';
 import { icebergUsageReader, prometheusUsageReader, type UsageReader } from '../lib/quota/usage.js';
 import type { FileIO } from '../lib/storage/file-io.js';
@@ -18,10 +29,16 @@ import {
   AuthorizeQuotaDecisionInput,
   DispatchQuotasInput,
   PlanQuotaRightsizeInput,
+  PlanQuotaRightsizeStoredInput,
+  summarizePlan,
   RemindQuotaApproversInput,
   UsageSourceConfig,
+  type AuthorizedQuotaDecision,
   type DispatchQuotasResult,
   type QuotaPlan,
+  type QuotaPlanKey,
+  type QuotaPlanSummary,
+  type QuotaSpec,
   type QuotaWriteOutcome,
 } from '../schemas/quota.js';
 import { toActivityFailure, typedFailure, validateActivityInput } from './failures.js';
@@ -67,6 +84,15 @@ export const defaultRightsizer: Rightsizer = {
       overBudget: aligned.overBudget,
     };
   },
+  alignSchedule(items, budgetPerHour, strategy) {
+    // Hour by hour (every-slot): each hour of the day within the hourly budget.
+    const aligned = alignScheduleWithBudget(items, budgetPerHour, strategy, 'every-slot');
+    return {
+      aligned: aligned.items.map((i) => i.alignedSchedule),
+      cutReasons: aligned.items.map((i) => i.cutReason),
+      slotsOverBudget: aligned.slotsOverBudget,
+    };
+  },
 };
 
 function counter(registry: client.Registry | undefined, name: string, help: string, labelNames: string[]) {
@@ -88,7 +114,7 @@ export function createQuotaActivities(deps: QuotaActivityDeps) {
     'Reminders sent for quota changes waiting for approval',
     ['budget_group'],
   );
-  const writes = counter(deps.metricsRegistry, 'sluice_quota_writes_total', 'Quota writes by the rightsizer', [
+  const writes_ = counter(deps.metricsRegistry, 'sluice_quota_writes_total', 'Quota writes by the rightsizer', [
     'outcome',
   ]);
 
@@ -105,42 +131,143 @@ export function createQuotaActivities(deps: QuotaActivityDeps) {
     return icebergUsageReader(deps.catalog, deps.io, parsed.table);
   }
 
+  /** Loads the group's quotas and usage, recommends, aligns with the budget and validates: the whole plan. */
+  async function plan(config: PlanQuotaRightsizeConfig): Promise<QuotaPlan> {
+    const quotas = await deps.store.list({ budgetGroup: config.budgetGroup });
+    const nowMs = Date.parse(config.asOf);
+    Context.current().heartbeat({ phase: 'reading usage', quotas: quotas.length });
+    const usage = await usageReaderFor(config.usage).read({
+      quotaIds: quotas.map((q) => q.id),
+      fromMs: nowMs - config.lookbackHours * 3_600_000,
+      toMs: nowMs,
+    });
+    Context.current().heartbeat({ phase: 'recommending', quotas: quotas.length });
+    return buildPlan({
+      config,
+      quotas,
+      usage,
+      nowMs,
+      rightsizer: defaultRightsizer,
+      // Each proposal is checked on its own, as a dry run of it alone, against one read of the store.
+      validateAll: async (proposals) => {
+        Context.current().heartbeat({ phase: 'validating', proposals: proposals.length });
+        return deps.store.checkEach(
+          proposals.map((p) => ({
+            op: 'update' as const,
+            quotaId: p.quota.id,
+            expectedVersion: p.quota.version,
+            patch: { spec: p.proposed, schedule: p.schedule },
+          })),
+          config.actor,
+        );
+      },
+    });
+  }
+
+  /** The stored entries of `quotaIds`, in that order, or {@link QuotaDecisionInvalid} for one not in the plan. */
+  async function storedEntries(key: QuotaPlanKey, quotaIds: readonly string[]) {
+    const stored = new Map((await deps.store.planEntries(key, quotaIds)).map((s) => [s.entry.quotaId, s]));
+    return quotaIds.map((id) => {
+      const s = stored.get(id);
+      if (!s) throw new QuotaDecisionInvalid(`quota "${id}" is not in the stored plan of ${key.workflowId}`);
+      return s;
+    });
+  }
+
+  /**
+   * Writes stored plan entries as `actor`: their proposals, or a recorded `modify` decision's specs. Atomic: all or
+   * nothing, and a refusal fails the activity; else each on its own (auto-apply), outcomes reported.
+   */
+  async function applyPlanned(
+    input: Extract<ApplyQuotaChangesOutput, { plan: unknown }>,
+  ): Promise<QuotaWriteOutcome[]> {
+    try {
+      const entries = await storedEntries(input.plan, input.quotaIds);
+      let specs: Record<string, QuotaSpec> | null = null;
+      if (input.decisionId !== undefined) {
+        const d = await deps.store.getDecision(input.decisionId);
+        if (!d || d.workflowId !== input.plan.workflowId || d.actor !== input.actor) {
+          throw new QuotaDecisionInvalid(`decision ${input.decisionId} is not ${input.actor}'s decision for this run`);
+        }
+        if (d.decision === 'modify') specs = d.specs ?? {};
+      }
+      const writes = entries.map(({ entry }) => {
+        const modified = specs !== null;
+        const spec = modified ? specs![entry.quotaId] : entry.after;
+        if (!spec) throw new QuotaDecisionInvalid(`the modify decision has no spec for "${entry.quotaId}"`);
+        const schedule =
+          !entry.scheduleBefore && !entry.scheduleAfter ? undefined : modified ? null : (entry.scheduleAfter ?? null);
+        return { quotaId: entry.quotaId, expectedVersion: entry.version, spec, schedule };
+      });
+      const ops = writes.map((w) => ({
+        op: 'update' as const,
+        quotaId: w.quotaId,
+        expectedVersion: w.expectedVersion,
+        patch: { spec: w.spec, ...(w.schedule !== undefined ? { schedule: w.schedule } : {}) },
+      }));
+      const outcomes: QuotaWriteOutcome[] = [];
+      if (input.atomic) {
+        try {
+          const written = await deps.store.write(ops, input.actor, input.reason);
+          for (const q of written) outcomes.push({ quotaId: q!.id, status: 'applied', version: q!.version });
+        } catch (err) {
+          if (err instanceof QuotaVersionConflict) {
+            throw ApplicationFailure.create({ type: 'CommitConflict', nonRetryable: true, message: err.message });
+          }
+          throw err;
+        }
+      } else {
+        const results = await deps.store.writeEach(ops, input.actor, input.reason, (done) =>
+          Context.current().heartbeat({ phase: 'applying', done, total: ops.length }),
+        );
+        results.forEach((r, k) => {
+          const quotaId = ops[k]!.quotaId;
+          if ('quota' in r) outcomes.push({ quotaId, status: 'applied', version: r.quota.version });
+          else
+            outcomes.push({
+              quotaId,
+              status: r.error instanceof QuotaVersionConflict ? 'conflict' : 'refused',
+              message: r.error.message,
+            });
+          writes_.inc({ outcome: outcomes.at(-1)!.status });
+        });
+      }
+      const applied = new Set(outcomes.filter((o) => o.status === 'applied').map((o) => o.quotaId));
+      await deps.store.markPlanApplied(
+        input.plan,
+        writes.filter((w) => applied.has(w.quotaId)).map((w) => ({ ...w, by: input.actor })),
+      );
+      return outcomes;
+    } catch (err) {
+      throw toActivityFailure(err);
+    }
+  }
+
   return {
-    /** Loads the group's quotas and usage, recommends, aligns with the budget, validates, and returns the plan. */
+    /**
+     * Plans a budget group and returns the whole plan. Runs started before plans were stored use it; newer runs use
+     * {@link planQuotaRightsizeStored}.
+     */
     async planQuotaRightsize(rawInput: PlanQuotaRightsizeInput): Promise<QuotaPlan> {
       const config = validateActivityInput(PlanQuotaRightsizeInput, rawInput, 'planQuotaRightsize input');
       try {
-        const quotas = await deps.store.list({ budgetGroup: config.budgetGroup });
-        const nowMs = Date.parse(config.asOf);
-        Context.current().heartbeat({ phase: 'reading usage', quotas: quotas.length });
-        const usage = await usageReaderFor(config.usage).read({
-          quotaIds: quotas.map((q) => q.id),
-          fromMs: nowMs - config.lookbackHours * 3_600_000,
-          toMs: nowMs,
-        });
-        return await buildPlan({
-          config,
-          quotas,
-          usage,
-          nowMs,
-          rightsizer: defaultRightsizer,
-          validate: async (quota, spec, schedule) => {
-            Context.current().heartbeat({ phase: 'validating', quotaId: quota.id });
-            try {
-              await deps.store.write(
-                [{ op: 'update', quotaId: quota.id, expectedVersion: quota.version, patch: { spec, schedule } }],
-                config.actor,
-                'rightsizer plan check',
-                { dryRun: true },
-              );
-              return [];
-            } catch (err) {
-              if (err instanceof QuotaValidationError) return err.problems.map((p) => `[${p.rule}] ${p.message}`);
-              if (err instanceof QuotaAccessDenied) return [err.message];
-              throw err;
-            }
-          },
-        });
+        return await plan(config);
+      } catch (err) {
+        throw toActivityFailure(err);
+      }
+    },
+
+    /**
+     * Plans a budget group, stores the plan in the quota store under the run (`plans`, `plan_entries`), and returns
+     * only its summary and each entry's state: the workflow's payloads stay small for thousands of quotas.
+     */
+    async planQuotaRightsizeStored(rawInput: PlanQuotaRightsizeStoredInput): Promise<QuotaPlanSummary> {
+      const config = validateActivityInput(PlanQuotaRightsizeStoredInput, rawInput, 'planQuotaRightsizeStored input');
+      try {
+        const planned = await plan(config);
+        Context.current().heartbeat({ phase: 'storing', entries: planned.entries.length });
+        await deps.store.savePlan(config.plan, planned);
+        return summarizePlan(planned, config.plan);
       } catch (err) {
         throw toActivityFailure(err);
       }
@@ -152,6 +279,7 @@ export function createQuotaActivities(deps: QuotaActivityDeps) {
      */
     async applyQuotaChanges(rawInput: ApplyQuotaChangesInput): Promise<QuotaWriteOutcome[]> {
       const input = validateActivityInput(ApplyQuotaChangesInput, rawInput, 'applyQuotaChanges input');
+      if ('plan' in input) return applyPlanned(input);
       const ops = input.writes.map((w) => ({
         op: 'update' as const,
         quotaId: w.quotaId,
@@ -175,7 +303,7 @@ export function createQuotaActivities(deps: QuotaActivityDeps) {
         try {
           const [q] = await deps.store.write([op], input.actor, input.reason);
           outcomes.push({ quotaId: op.quotaId, status: 'applied', version: q!.version });
-          writes.inc({ outcome: 'applied' });
+          writes_.inc({ outcome: 'applied' });
         } catch (err) {
           if (err instanceof QuotaVersionConflict) {
             outcomes.push({ quotaId: op.quotaId, status: 'conflict', message: err.message });
@@ -184,17 +312,37 @@ export function createQuotaActivities(deps: QuotaActivityDeps) {
           } else {
             throw toActivityFailure(err);
           }
-          writes.inc({ outcome: outcomes.at(-1)!.status });
+          writes_.inc({ outcome: outcomes.at(-1)!.status });
         }
       }
       return outcomes;
     },
 
-    /** Fails with `PolicyDenied` unless `actor` may change every one of the quotas (a reject is a decision too). */
-    async authorizeQuotaDecision(rawInput: AuthorizeQuotaDecisionInput): Promise<void> {
+    /**
+     * Reads recorded decision `decisionId`, checks that it was recorded for this run, and fails with `PolicyDenied`
+     * unless its recorded actor may change every quota it decides on (a reject is a decision too). Returns the
+     * decision with that actor: the workflow never takes a user from an update. (Runs started before decisions were
+     * recorded pass `quotaIds` and `actor` and get null.)
+     */
+    async authorizeQuotaDecision(rawInput: AuthorizeQuotaDecisionInput): Promise<AuthorizedQuotaDecision | null> {
       const input = validateActivityInput(AuthorizeQuotaDecisionInput, rawInput, 'authorizeQuotaDecision input');
       try {
-        for (const id of input.quotaIds) await deps.store.authorize(input.actor, await deps.store.require(id));
+        if (!('decisionId' in input)) {
+          for (const id of input.quotaIds) await deps.store.authorize(input.actor, await deps.store.require(id));
+          return null;
+        }
+        const d = await deps.store.getDecision(input.decisionId);
+        if (!d || d.workflowId !== input.workflowId || d.budgetGroup !== input.budgetGroup) {
+          throw new QuotaDecisionInvalid(
+            `decision ${input.decisionId} was not recorded for run ${input.workflowId} of budget group ` +
+              `"${input.budgetGroup}": record one with sluice quota approve ${input.budgetGroup}`,
+          );
+        }
+        const quotaIds = [
+          ...new Set(d.quotaIds ?? (d.decision === 'modify' ? Object.keys(d.specs ?? {}) : input.pending)),
+        ];
+        for (const id of quotaIds) await deps.store.authorize(d.actor, await deps.store.require(id));
+        return { decisionId: d.id, decision: d.decision, actor: d.actor, quotaIds, reason: d.reason };
       } catch (err) {
         throw toActivityFailure(err);
       }
@@ -228,10 +376,22 @@ export function createQuotaActivities(deps: QuotaActivityDeps) {
             result.rateLimitRules = await writeRateLimitRules(t.rateLimitRulesFile, all, new Date(now()));
           }
         });
-        if (t.webhookUrl && input.applied.length > 0) {
+        const changes = [...input.applied];
+        if (input.appliedFromPlan && input.appliedFromPlan.quotaIds.length > 0) {
+          for (const s of await storedEntries(input.appliedFromPlan.plan, input.appliedFromPlan.quotaIds)) {
+            if (!s.applied) continue;
+            changes.push({
+              quotaId: s.entry.quotaId,
+              before: s.entry.before,
+              after: s.applied.spec,
+              actor: s.applied.by,
+            });
+          }
+        }
+        if (t.webhookUrl && changes.length > 0) {
           const info = Context.current().info;
           const sent = await postWebhook(
-            { event: 'quota.applied', budgetGroup: input.budgetGroup, changes: input.applied },
+            { event: 'quota.applied', budgetGroup: input.budgetGroup, changes },
             {
               url: t.webhookUrl,
               secret: deps.webhookSecret,
@@ -252,8 +412,22 @@ export function createQuotaActivities(deps: QuotaActivityDeps) {
     /** Reminds the owners of pending approvals: a warning log, a metric, and a webhook event when one is set. */
     async remindQuotaApprovers(rawInput: RemindQuotaApproversInput): Promise<void> {
       const input = validateActivityInput(RemindQuotaApproversInput, rawInput, 'remindQuotaApprovers input');
+      let pending = input.pending;
+      if (input.plan && pending.some((p) => !p.owners)) {
+        try {
+          const stored = await storedEntries(
+            input.plan,
+            pending.map((p) => p.quotaId),
+          );
+          pending = stored.map((s) => ({ quotaId: s.entry.quotaId, owners: s.entry.owners }));
+        } catch (err) {
+          throw toActivityFailure(err);
+        }
+      }
       const who = [
-        ...new Set(input.pending.flatMap((p) => [...p.owners.users, ...p.owners.groups.map((g) => `group:${g}`)])),
+        ...new Set(
+          pending.flatMap((p) => [...(p.owners?.users ?? []), ...(p.owners?.groups ?? []).map((g) => `group:${g}`)]),
+        ),
       ];
       deps.logger?.warn(
         {
@@ -269,7 +443,7 @@ export function createQuotaActivities(deps: QuotaActivityDeps) {
       if (input.webhookUrl) {
         try {
           await postWebhook(
-            { event: 'quota.approval-reminder', ...input, owners: who },
+            { event: 'quota.approval-reminder', ...input, pending, owners: who },
             { url: input.webhookUrl, secret: deps.webhookSecret, ...deps.webhook },
           );
         } catch (err) {
@@ -281,6 +455,9 @@ export function createQuotaActivities(deps: QuotaActivityDeps) {
 }
 
 export type QuotaActivities = ReturnType<typeof createQuotaActivities>;
+
+type PlanQuotaRightsizeConfig = z.output<typeof PlanQuotaRightsizeInput>;
+type ApplyQuotaChangesOutput = z.output<typeof ApplyQuotaChangesInput>;
 
 /** Whether an error is one of the quota engine's typed errors (re-exported for callers mapping failures). */
 export { isQuotaError };

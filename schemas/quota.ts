@@ -150,6 +150,8 @@ export const QuotaAuditEntry = z.object({
   quotaId: z.string(),
   at: IsoTime,
   actor: z.string(),
+  /** The database login that wrote the row (set by the database); null for rows from before logins were kept. */
+  login: z.string().nullable().optional(),
   action: z.enum(['create', 'update', 'delete']),
   reason: z.string(),
   /** Version after the change (the deleted version for a delete). */
@@ -365,9 +367,78 @@ export const QuotaPlan = z.object({
 });
 export type QuotaPlan = z.infer<typeof QuotaPlan>;
 
+/** Which run a plan stored in the quota store belongs to (table `plans`, `plan_entries`). */
+export const QuotaPlanKey = z.strictObject({ workflowId: z.string().min(1), runId: z.string().min(1) });
+export type QuotaPlanKey = z.infer<typeof QuotaPlanKey>;
+
+/** What the workflow keeps of a plan entry: the rest (before, after, diff, reasons) is in the quota store. */
+export const PlanEntryState = z.object({
+  quotaId: z.string(),
+  gate: PlanGate,
+  status: PlanEntryStatus,
+  /** The version the plan was computed from. */
+  version: z.number().int(),
+  /** Who decided, and why, once decided; or what went wrong. */
+  note: z.string().optional(),
+});
+export type PlanEntryState = z.infer<typeof PlanEntryState>;
+
+/** At most this many plan-wide warnings travel in a summary (all of them are in the stored plan). */
+export const PLAN_SUMMARY_WARNINGS = 20;
+
+/**
+ * A plan as the workflow holds and returns it: the header, each entry's state, and where the whole plan is stored.
+ * Its size grows with the entries' ids only (about 100 bytes per quota), so thousands of quotas stay far below
+ * Temporal's 2 MB payload limit. `sluice quota plan` joins it with the stored plan for the readable diff.
+ */
+export const QuotaPlanSummary = z.object({
+  budgetGroup: z.string(),
+  asOf: IsoTime,
+  budgetPerHour: z.number().nullable(),
+  spendBefore: z.number(),
+  spendAfter: z.number(),
+  overBudget: z.boolean(),
+  /** The first {@link PLAN_SUMMARY_WARNINGS} plan-wide warnings. */
+  warnings: z.array(z.string()),
+  warningCount: z.number().int(),
+  /** Where the full plan is stored; null for a dispatch-only run (no plan). */
+  stored: QuotaPlanKey.nullable(),
+  entries: z.array(PlanEntryState),
+  /** Only runs started before plans were stored carry the readable diff here. */
+  diff: z.string().optional(),
+});
+export type QuotaPlanSummary = z.infer<typeof QuotaPlanSummary>;
+
+/** A plan's summary with each entry's state; `stored`: where the whole plan is (null: nowhere, diff included). */
+export function summarizePlan(plan: QuotaPlan, stored: QuotaPlanKey | null): QuotaPlanSummary {
+  return {
+    budgetGroup: plan.budgetGroup,
+    asOf: plan.asOf,
+    budgetPerHour: plan.budgetPerHour,
+    spendBefore: plan.spendBefore,
+    spendAfter: plan.spendAfter,
+    overBudget: plan.overBudget,
+    warnings: plan.warnings.slice(0, PLAN_SUMMARY_WARNINGS),
+    warningCount: plan.warnings.length,
+    stored,
+    entries: plan.entries.map((e) => ({
+      quotaId: e.quotaId,
+      gate: e.gate,
+      status: e.status,
+      version: e.version,
+      ...(e.note ? { note: e.note } : {}),
+    })),
+    ...(stored ? {} : { diff: plan.diff }),
+  };
+}
+
 /** Input of the `planQuotaRightsize` activity. */
 export const PlanQuotaRightsizeInput = QuotaRightsizeInput.extend({ asOf: IsoTime });
 export type PlanQuotaRightsizeInput = z.input<typeof PlanQuotaRightsizeInput>;
+
+/** Input of the `planQuotaRightsizeStored` activity: plan, store the plan under `plan`, return its summary. */
+export const PlanQuotaRightsizeStoredInput = PlanQuotaRightsizeInput.extend({ plan: QuotaPlanKey });
+export type PlanQuotaRightsizeStoredInput = z.input<typeof PlanQuotaRightsizeStoredInput>;
 
 /** One quota write the workflow asks the store for. */
 export const QuotaWrite = z.strictObject({
@@ -379,14 +450,28 @@ export const QuotaWrite = z.strictObject({
 });
 export type QuotaWrite = z.infer<typeof QuotaWrite>;
 
-/** Input of the `applyQuotaChanges` activity. */
-export const ApplyQuotaChangesInput = z.strictObject({
-  writes: z.array(QuotaWrite).max(10_000),
-  actor: z.string().min(1),
-  reason: z.string().min(1).max(2000),
-  /** All or nothing (an approval), or each write on its own (auto-apply: one conflict must not block the rest). */
-  atomic: z.boolean(),
-});
+/**
+ * Input of the `applyQuotaChanges` activity: the writes themselves (runs started before plans were stored), or the
+ * ids of stored plan entries whose proposal (or, with `decisionId`, the decision's `modify` specs) is written.
+ */
+export const ApplyQuotaChangesInput = z.union([
+  z.strictObject({
+    writes: z.array(QuotaWrite).max(10_000),
+    actor: z.string().min(1),
+    reason: z.string().min(1).max(2000),
+    /** All or nothing (an approval), or each write on its own (auto-apply: one conflict must not block the rest). */
+    atomic: z.boolean(),
+  }),
+  z.strictObject({
+    plan: QuotaPlanKey,
+    quotaIds: z.array(QuotaId).min(1).max(100_000),
+    actor: z.string().min(1),
+    reason: z.string().min(1).max(2000),
+    atomic: z.boolean(),
+    /** The recorded decision that decides these entries; a `modify` takes its specs from it. */
+    decisionId: z.number().int().positive().optional(),
+  }),
+]);
 export type ApplyQuotaChangesInput = z.input<typeof ApplyQuotaChangesInput>;
 
 /** The outcome of one write. */
@@ -398,12 +483,35 @@ export const QuotaWriteOutcome = z.object({
 });
 export type QuotaWriteOutcome = z.infer<typeof QuotaWriteOutcome>;
 
-/** Input of the `authorizeQuotaDecision` activity: may `actor` decide on these quotas? */
-export const AuthorizeQuotaDecisionInput = z.strictObject({
-  quotaIds: z.array(QuotaId).min(1),
-  actor: z.string().min(1),
-});
+/**
+ * Input of the `authorizeQuotaDecision` activity: may `actor` decide on these quotas (runs started before decisions
+ * were recorded)? Or: read recorded decision `decisionId`, check it is this run's, and authorize its recorded actor.
+ */
+export const AuthorizeQuotaDecisionInput = z.union([
+  z.strictObject({
+    quotaIds: z.array(QuotaId).min(1),
+    actor: z.string().min(1),
+  }),
+  z.strictObject({
+    decisionId: z.number().int().positive(),
+    workflowId: z.string().min(1),
+    budgetGroup: BudgetGroupName,
+    /** The entries open for a decision: what a decision without quota ids decides. */
+    pending: z.array(QuotaId).max(100_000),
+  }),
+]);
 export type AuthorizeQuotaDecisionInput = z.input<typeof AuthorizeQuotaDecisionInput>;
+
+/** A recorded decision as `authorizeQuotaDecision` resolved it: who (from the store), what, and on which quotas. */
+export const AuthorizedQuotaDecision = z.object({
+  decisionId: z.number().int(),
+  decision: z.enum(['approve', 'reject', 'modify']),
+  /** The decision's recorded actor (the login that recorded it, or the user it acted for). */
+  actor: z.string(),
+  quotaIds: z.array(z.string()),
+  reason: z.string().nullable(),
+});
+export type AuthorizedQuotaDecision = z.infer<typeof AuthorizedQuotaDecision>;
 
 /** Input of the `dispatchQuotas` activity. */
 export const DispatchQuotasInput = z.strictObject({
@@ -411,6 +519,8 @@ export const DispatchQuotasInput = z.strictObject({
   targets: DispatchTargets,
   /** The entries applied in this step, sent to the webhook. */
   applied: z.array(z.object({ quotaId: z.string(), before: QuotaSpec, after: QuotaSpec, actor: z.string() })),
+  /** Applied entries of a stored plan, also sent to the webhook (before, what was applied, and by whom). */
+  appliedFromPlan: z.strictObject({ plan: QuotaPlanKey, quotaIds: z.array(QuotaId) }).optional(),
   /** The time scheduled quotas are rendered for (Yunikorn's value in force); the worker's clock when absent. */
   at: IsoTime.optional(),
 });
@@ -431,8 +541,13 @@ export const RemindQuotaApproversInput = z.strictObject({
   budgetGroup: BudgetGroupName,
   workflowId: z.string(),
   pending: z.array(
-    z.object({ quotaId: z.string(), owners: z.object({ users: z.array(z.string()), groups: z.array(z.string()) }) }),
+    z.object({
+      quotaId: z.string(),
+      /** Absent: read from the stored plan `plan`. */
+      owners: z.object({ users: z.array(z.string()), groups: z.array(z.string()) }).optional(),
+    }),
   ),
+  plan: QuotaPlanKey.optional(),
   deadline: IsoTime,
   webhookUrl: z.url().optional(),
 });
@@ -440,7 +555,18 @@ export type RemindQuotaApproversInput = z.input<typeof RemindQuotaApproversInput
 
 // ---- approval update --------------------------------------------------------------------------------------------
 
-/** The `approve` update's argument: one owner's decision on pending entries. */
+/**
+ * The `approve` update's argument: the id of a decision recorded in the quota store (`QuotaStore.recordDecision`,
+ * which `sluice quota approve` does under the authenticated database login). Who decided is what the store
+ * recorded; an update cannot name a user.
+ */
+export const QuotaDecisionRef = z.strictObject({ decisionId: z.number().int().positive() });
+export type QuotaDecisionRef = z.infer<typeof QuotaDecisionRef>;
+
+/**
+ * The `approve` update's argument in runs started before decisions were recorded (their histories still replay):
+ * one owner's decision on pending entries, the user as given.
+ */
 export const QuotaDecision = z.strictObject({
   decision: z.enum(['approve', 'reject', 'modify']),
   /** Who decides; the store checks that they own (or approve for) every quota decided on. */
@@ -476,7 +602,7 @@ export const QuotaRightsizeResult = z.object({
   refused: z.number().int(),
   unchanged: z.number().int(),
   reminders: z.number().int(),
-  plan: QuotaPlan,
+  plan: QuotaPlanSummary,
 });
 export type QuotaRightsizeResult = z.infer<typeof QuotaRightsizeResult>;
 

@@ -6,6 +6,7 @@ import {
   defineQuery,
   defineUpdate,
   log,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -16,10 +17,15 @@ import { PROGRESS_QUERY, type Progress } from '../schemas/progress.js';
 import {
   QUOTA_RIGHTSIZE_HANDLERS,
   QuotaDecision,
+  QuotaDecisionRef,
   QuotaRightsizeInput,
+  summarizePlan,
   type PlanEntry,
+  type PlanEntryState,
   type QuotaDecisionResult,
   type QuotaPlan,
+  type QuotaPlanKey,
+  type QuotaPlanSummary,
   type QuotaRightsizeConfig,
   type QuotaRightsizePhase,
   type QuotaSchedule,
@@ -28,7 +34,7 @@ import {
 import { SearchAttributes } from '../schemas/search-attributes.js';
 import { parseWorkflowInput } from './validate-input.js';
 
-const { planQuotaRightsize, dispatchQuotas } = proxyActivities<QuotaActivities>({
+const { planQuotaRightsize, planQuotaRightsizeStored, dispatchQuotas } = proxyActivities<QuotaActivities>({
   startToCloseTimeout: '10m',
   heartbeatTimeout: '2m',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 20 },
@@ -49,11 +55,34 @@ const { applyQuotaChanges, authorizeQuotaDecision, remindQuotaApprovers } = prox
   summary: 'write or authorize quota changes',
 });
 
-/** The plan with every entry's current status: the readable `diff` is as planned; statuses are live. */
-export const quotaPlanQuery = defineQuery<QuotaPlan>(QUOTA_RIGHTSIZE_HANDLERS.plan);
+// The auto-apply of a stored plan: thousands of writes in one activity, which heartbeats per write.
+const { applyQuotaChanges: applyQuotaChangesInBulk } = proxyActivities<QuotaActivities>({
+  startToCloseTimeout: '10m',
+  heartbeatTimeout: '1m',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10 },
+  summary: 'apply small quota changes',
+});
+
+/**
+ * The plan's summary with every entry's live status; the whole plan (before, after, readable diff) is in the quota
+ * store under `stored` (`sluice quota plan` joins the two).
+ */
+export const quotaPlanQuery = defineQuery<QuotaPlanSummary>(QUOTA_RIGHTSIZE_HANDLERS.plan);
 export const quotaRightsizeProgressQuery = defineQuery<Progress>(PROGRESS_QUERY);
-/** An owner's decision on pending changes: approve, reject, or modify (apply other values). */
-export const quotaApproveUpdate = defineUpdate<QuotaDecisionResult, [QuotaDecision]>(QUOTA_RIGHTSIZE_HANDLERS.approve);
+/**
+ * An owner's decision on pending changes (approve, reject, or modify): the id of a decision recorded in the quota
+ * store under the decider's database login (`sluice quota approve`). Runs started before decisions were recorded
+ * took the decision itself, user included ({@link QuotaDecision}).
+ */
+export const quotaApproveUpdate = defineUpdate<QuotaDecisionResult, [QuotaDecisionRef | QuotaDecision]>(
+  QUOTA_RIGHTSIZE_HANDLERS.approve,
+);
+
+/**
+ * The patch of runs whose plan is stored in the quota store (the workflow keeps each entry's state only) and whose
+ * approvals are recorded decisions with the actor the store authenticated.
+ */
+export const PLAN_STORED_PATCH = 'quota-plan-stored-decisions-recorded';
 
 const UNIT_MS = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000, ms: 1 } as const;
 function durationMs(text: string): number {
@@ -85,15 +114,31 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
 
   const asOf = input.asOf ?? workflowInfo().startTime.toISOString();
   if (input.dispatchOnly) return dispatchOnly(input.budgetGroup, input.dispatch, asOf, setPhase);
-  const plan = await planQuotaRightsize({ ...input, asOf });
-  const entries = new Map(plan.entries.map((e) => [e.quotaId, e]));
-  const changing = plan.entries.filter((e) => e.gate !== 'none');
+  // Runs started before this patch hold the whole plan and take decisions with the user as given.
+  const storedPlan = patched(PLAN_STORED_PATCH);
+  const { runId } = workflowInfo();
+  const planKey: QuotaPlanKey = { workflowId, runId };
+  let legacyPlan: QuotaPlan | undefined;
+  let summary: QuotaPlanSummary;
+  if (storedPlan) {
+    summary = await planQuotaRightsizeStored({ ...input, asOf, plan: planKey });
+  } else {
+    legacyPlan = await planQuotaRightsize({ ...input, asOf });
+    summary = summarizePlan(legacyPlan, null);
+  }
+  // Each entry's state. In a run started before the patch these are the full plan entries themselves.
+  const states: PlanEntryState[] = legacyPlan ? legacyPlan.entries : summary.entries;
+  const entries = new Map(states.map((e) => [e.quotaId, e]));
+  const full = (id: string) => legacyPlan!.entries.find((e) => e.quotaId === id)!;
+  const changing = states.filter((e) => e.gate !== 'none');
   // Undecided: waiting for approval, including entries whose decision is under way in an update.
-  const undecided = () => plan.entries.filter((e) => e.gate === 'approval' && e.status === 'pending');
+  const undecided = () => states.filter((e) => e.gate === 'approval' && e.status === 'pending');
   // Open for a decision: undecided and not already being decided.
   const pendingApproval = () => undecided().filter((e) => !inFlight.has(e.quotaId));
+  const currentSummary = (): QuotaPlanSummary =>
+    legacyPlan ? summarizePlan(legacyPlan, null) : { ...summary, entries: states };
 
-  setHandler(quotaPlanQuery, () => plan);
+  setHandler(quotaPlanQuery, currentSummary);
   setHandler(quotaRightsizeProgressQuery, () => ({
     phase,
     done: changing.filter((e) => e.status !== 'pending' && e.status !== 'planned').length,
@@ -104,6 +149,7 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
   setHandler(
     quotaApproveUpdate,
     async (raw) => {
+      if (storedPlan) return decideRecorded(QuotaDecisionRef.parse(raw));
       const decision = QuotaDecision.parse(raw);
       const ids = decidedIds(decision);
       for (const id of ids) inFlight.add(id);
@@ -115,6 +161,20 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
     },
     {
       validator: (raw) => {
+        if (storedPlan) {
+          // Only a recorded decision's id: who decides is what the store recorded, never a name in the update.
+          const ref = QuotaDecisionRef.safeParse(raw);
+          if (!ref.success) {
+            throw new Error(
+              'an approval carries only {decisionId}: record the decision with `sluice quota approve` ' +
+                `(${ref.error.issues.map((i) => i.message).join('; ')})`,
+            );
+          }
+          if (pendingApproval().length === 0) {
+            throw new Error(`nothing waits for approval in budget group "${input.budgetGroup}"`);
+          }
+          return;
+        }
         const parsed = QuotaDecision.safeParse(raw);
         if (!parsed.success)
           throw new Error(`invalid decision: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
@@ -135,7 +195,9 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
           }
         }
       },
-      description: 'approve, reject or modify pending quota changes (the store checks that the user may)',
+      description:
+        'approve, reject or modify pending quota changes: {decisionId} of a decision recorded in the quota store ' +
+        '(the store checks that its recorded actor may)',
     },
   );
 
@@ -143,6 +205,85 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
     if (d.quotaIds) return [...new Set(d.quotaIds)];
     if (d.decision === 'modify') return Object.keys(d.specs ?? {});
     return pendingApproval().map((e) => e.quotaId);
+  }
+
+  /** An activity's typed failure as the update's failure: the owner sees why, and the run goes on. */
+  function asUpdateFailure(err: unknown): unknown {
+    if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
+      return ApplicationFailure.create({
+        type: err.cause.type ?? 'PolicyDenied',
+        nonRetryable: true,
+        message: err.cause.message,
+      });
+    }
+    return err;
+  }
+
+  /** A recorded decision: the store says who decided (and authorizes them); the plan's proposals are in the store. */
+  async function decideRecorded(ref: QuotaDecisionRef): Promise<QuotaDecisionResult> {
+    let ids: string[] = [];
+    try {
+      const d = (await authorizeQuotaDecision({
+        decisionId: ref.decisionId,
+        workflowId,
+        budgetGroup: input.budgetGroup,
+        pending: pendingApproval().map((e) => e.quotaId),
+      }))!;
+      if (d.actor === input.actor) {
+        throw ApplicationFailure.create({
+          type: 'PolicyDenied',
+          nonRetryable: true,
+          message: `"${input.actor}" proposed these changes; an owner or approver must decide on them`,
+        });
+      }
+      for (const id of d.quotaIds) {
+        const e = entries.get(id);
+        if (!e || e.gate !== 'approval' || e.status !== 'pending' || inFlight.has(id)) {
+          throw ApplicationFailure.create({
+            type: 'InvalidInput',
+            nonRetryable: true,
+            message: `quota "${id}" has no change waiting for approval in this run (status ${e?.status ?? 'not in the plan'})`,
+          });
+        }
+      }
+      if (d.quotaIds.length === 0) {
+        throw ApplicationFailure.create({
+          type: 'InvalidInput',
+          nonRetryable: true,
+          message: `decision ${d.decisionId} decides nothing that waits for approval`,
+        });
+      }
+      ids = d.quotaIds;
+      for (const id of ids) inFlight.add(id);
+      const reason = d.reason ?? `${d.decision} of quota-rightsize proposal (${workflowId})`;
+      if (d.decision === 'reject') {
+        for (const id of ids) {
+          const e = entries.get(id)!;
+          e.status = 'rejected';
+          e.note = `rejected by ${d.actor}: ${reason}`;
+        }
+        return { decision: d.decision, decided: ids, outcomes: [], stillPending: undecided().map((e) => e.quotaId) };
+      }
+      const outcomes = await applyQuotaChanges({
+        plan: planKey,
+        quotaIds: ids,
+        actor: d.actor,
+        reason,
+        atomic: true,
+        decisionId: d.decisionId,
+      });
+      for (const id of ids) {
+        const e = entries.get(id)!;
+        e.status = 'applied';
+        e.note = `${d.decision === 'modify' ? 'modified' : 'approved'} by ${d.actor}: ${reason}`;
+      }
+      await dispatchStored(ids, true);
+      return { decision: d.decision, decided: ids, outcomes, stillPending: undecided().map((e) => e.quotaId) };
+    } catch (err) {
+      throw asUpdateFailure(err);
+    } finally {
+      for (const id of ids) inFlight.delete(id);
+    }
   }
 
   async function decide(d: QuotaDecision, ids: string[]): Promise<QuotaDecisionResult> {
@@ -158,7 +299,7 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
         return { decision: d.decision, decided: ids, outcomes: [], stillPending: undecided().map((e) => e.quotaId) };
       }
       const writes = ids.map((id) => {
-        const e = entries.get(id)!;
+        const e = full(id);
         const modified = d.decision === 'modify';
         return {
           quotaId: id,
@@ -168,10 +309,9 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
         };
       });
       const outcomes = await applyQuotaChanges({ writes, actor: d.user, reason, atomic: true });
-      const applied: Array<{ quotaId: string; before: PlanEntry['before']; after: PlanEntry['after']; actor: string }> =
-        [];
+      const applied: Applied[] = [];
       for (const w of writes) {
-        const e = entries.get(w.quotaId)!;
+        const e = full(w.quotaId);
         e.after = w.spec;
         if (w.schedule === null) delete e.scheduleAfter;
         e.status = 'applied';
@@ -181,21 +321,14 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
       await dispatch(applied, true);
       return { decision: d.decision, decided: ids, outcomes, stillPending: undecided().map((e) => e.quotaId) };
     } catch (err) {
-      // The update fails (the run goes on): the owner sees why, e.g. PolicyDenied for someone who owns none of them.
-      if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
-        throw ApplicationFailure.create({
-          type: err.cause.type ?? 'PolicyDenied',
-          nonRetryable: true,
-          message: err.cause.message,
-        });
-      }
-      throw err;
+      throw asUpdateFailure(err);
     }
   }
 
   type Applied = { quotaId: string; before: PlanEntry['before']; after: PlanEntry['after']; actor: string };
   // Changes applied in an update whose quick dispatch failed; the run dispatches them again before it ends.
   const owed: Applied[] = [];
+  const owedIds: string[] = [];
   async function dispatch(applied: Applied[], fromUpdate = false) {
     if (applied.length === 0) return;
     const args = { budgetGroup: input.budgetGroup, targets: input.dispatch, applied };
@@ -210,33 +343,62 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
       owed.push(...applied);
     }
   }
+  /** Dispatches applied entries of the stored plan (the webhook reads before and after from the store). */
+  async function dispatchStored(quotaIds: string[], fromUpdate = false) {
+    if (quotaIds.length === 0) return;
+    const args = {
+      budgetGroup: input.budgetGroup,
+      targets: input.dispatch,
+      applied: [],
+      appliedFromPlan: { plan: planKey, quotaIds },
+    };
+    if (!fromUpdate) {
+      await dispatchQuotas(args);
+      return;
+    }
+    try {
+      await dispatchQuotasQuickly(args);
+    } catch (err) {
+      log.warn('dispatch after an approval failed; retrying at the end of the run', { error: String(err) });
+      owedIds.push(...quotaIds);
+    }
+  }
 
   if (!input.dryRun) {
-    const auto = plan.entries.filter((e) => e.gate === 'auto');
+    const auto = states.filter((e) => e.gate === 'auto');
     if (auto.length > 0) {
       setPhase('applying');
-      const outcomes = await applyQuotaChanges({
-        writes: auto.map((e) => ({
-          quotaId: e.quotaId,
-          expectedVersion: e.version,
-          spec: e.after,
-          ...scheduleOf(e, false),
-        })),
-        actor: input.actor,
-        reason: `quota-rightsize ${input.budgetGroup}: change within ${input.autoApplyMaxChange * 100}% applied automatically (${workflowId})`,
-        atomic: false,
-      });
+      const reason = `quota-rightsize ${input.budgetGroup}: change within ${input.autoApplyMaxChange * 100}% applied automatically (${workflowId})`;
+      const outcomes = await (legacyPlan ? applyQuotaChanges : applyQuotaChangesInBulk)(
+        legacyPlan
+          ? {
+              writes: auto.map((s) => {
+                const e = full(s.quotaId);
+                return { quotaId: e.quotaId, expectedVersion: e.version, spec: e.after, ...scheduleOf(e, false) };
+              }),
+              actor: input.actor,
+              reason,
+              atomic: false,
+            }
+          : { plan: planKey, quotaIds: auto.map((e) => e.quotaId), actor: input.actor, reason, atomic: false },
+      );
       for (const o of outcomes) {
         const e = entries.get(o.quotaId)!;
         e.status = o.status;
         if (o.message) e.note = o.message;
       }
       setPhase('dispatching');
-      await dispatch(
-        auto
-          .filter((e) => e.status === 'applied')
-          .map((e) => ({ quotaId: e.quotaId, before: e.before, after: e.after, actor: input.actor })),
-      );
+      const appliedAuto = auto.filter((e) => e.status === 'applied');
+      if (legacyPlan) {
+        await dispatch(
+          appliedAuto.map((s) => {
+            const e = full(s.quotaId);
+            return { quotaId: e.quotaId, before: e.before, after: e.after, actor: input.actor };
+          }),
+        );
+      } else {
+        await dispatchStored(appliedAuto.map((e) => e.quotaId));
+      }
     }
 
     if (undecided().length > 0) {
@@ -254,7 +416,9 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
           await remindQuotaApprovers({
             budgetGroup: input.budgetGroup,
             workflowId,
-            pending: undecided().map((e) => ({ quotaId: e.quotaId, owners: e.owners })),
+            ...(legacyPlan
+              ? { pending: undecided().map((e) => ({ quotaId: e.quotaId, owners: full(e.quotaId).owners })) }
+              : { pending: undecided().map((e) => ({ quotaId: e.quotaId })), plan: planKey }),
             deadline,
             ...(input.dispatch.webhookUrl ? { webhookUrl: input.dispatch.webhookUrl } : {}),
           });
@@ -273,8 +437,12 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
     setPhase('dispatching');
     await dispatch(owed.splice(0));
   }
+  if (owedIds.length > 0) {
+    setPhase('dispatching');
+    await dispatchStored(owedIds.splice(0));
+  }
   setPhase('done');
-  const count = (s: PlanEntry['status']) => plan.entries.filter((e) => e.status === s).length;
+  const count = (s: PlanEntry['status']) => states.filter((e) => e.status === s).length;
   return {
     budgetGroup: input.budgetGroup,
     applied: count('applied'),
@@ -284,7 +452,7 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
     refused: count('refused'),
     unchanged: count('unchanged'),
     reminders,
-    plan,
+    plan: currentSummary(),
   };
 }
 
@@ -307,7 +475,7 @@ async function dispatchOnly(
   asOf: string,
   setPhase: (p: QuotaRightsizePhase) => void,
 ): Promise<QuotaRightsizeResult> {
-  const plan: QuotaPlan = {
+  const plan: QuotaPlanSummary = {
     budgetGroup,
     asOf,
     budgetPerHour: null,
@@ -316,6 +484,8 @@ async function dispatchOnly(
     overBudget: false,
     entries: [],
     warnings: [],
+    warningCount: 0,
+    stored: null,
     diff: `quota-rightsize dispatch only for budget group "${budgetGroup}" as of ${asOf}: targets re-rendered`,
   };
   setHandler(quotaPlanQuery, () => plan);

@@ -1,4 +1,3 @@
-import os from 'node:os';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Command } from 'commander';
 import pg from 'pg';
@@ -6,7 +5,15 @@ import { sluiceEnv } from '../../lib/config.js';
 import { renderPlanDiff } from '../../lib/quota/plan.js';
 import { formatSlots } from '../../lib/quota/schedule.js';
 import { openQuotaStoreAt, type QuotaPatch, type QuotaStore } from '../../lib/quota/store.js';
-import { QuotaDraft, QuotaSpec, type Quota, type QuotaDecision } from '../../schemas/quota.js';
+import {
+  QuotaDraft,
+  QuotaSpec,
+  type Quota,
+  type QuotaDecision,
+  type QuotaDecisionRef,
+  type QuotaPlan,
+  type QuotaPlanSummary,
+} from '../../schemas/quota.js';
 import { SearchAttributes } from '../../schemas/search-attributes.js';
 import { parseOrThrow } from '../../schemas/validation.js';
 import { quotaApproveUpdate, quotaPlanQuery } from '../../workflows/quota-rightsize.js';
@@ -16,7 +23,8 @@ import { readInputArgument } from '../input.js';
 /**
  * `sluice quota get|set|ls|history|plan|approve`. The store commands talk to PostgreSQL directly
  * (SLUICE_QUOTA_DATABASE_URL or --database-url) and go through the store's authorization and validation as the
- * acting user (`--as`, else $USER); `plan` and `approve` talk to the running `quota-rightsize` workflow.
+ * database login PostgreSQL authenticated (or `--as`, which only a member of sluice_quota_impersonator may use);
+ * `plan` and `approve` talk to the running `quota-rightsize` workflow and the store.
  */
 
 interface StoreOptions {
@@ -37,12 +45,6 @@ async function withStore<T>(opts: StoreOptions, work: (store: QuotaStore) => Pro
   } finally {
     await opened.close();
   }
-}
-
-function actingUser(as: string | undefined): string {
-  const user = as ?? process.env.USER ?? os.userInfo().username;
-  if (!user) throw new Error('who is acting? pass --as <user> (or set $USER)');
-  return user;
 }
 
 function specSummary(spec: Quota['spec']): string {
@@ -129,7 +131,7 @@ export function registerQuota(program: Command): void {
     .description('create or change a quota, as --as (owners and budget-group approvers may change; approvers create)')
     .argument('<id>')
     .option(...dbOption)
-    .option('--as <user>', 'acting user (default $USER)')
+    .option('--as <user>', 'act for this user (default: the database login; needs sluice_quota_impersonator)')
     .requiredOption('--reason <text>', 'why (kept in the audit log)')
     .option('--version <n>', 'the version you read (required to change; a newer stored version is a conflict)')
     .option(
@@ -158,8 +160,9 @@ export function registerQuota(program: Command): void {
           ownerGroups?: string;
         },
       ) => {
-        const user = actingUser(opts.as);
         await withStore(opts, async (store) => {
+          // The authenticated database login, or the user it acts for when it may (sluice_quota_impersonator).
+          const user = await store.actingAs(opts.as);
           if (opts.create) {
             const draft = parseOrThrow(QuotaDraft, { ...(readInputArgument(opts.create) as object), id }, '--create');
             const created = await store.create(draft, user, opts.reason);
@@ -272,25 +275,49 @@ export function registerQuota(program: Command): void {
 
   quota
     .command('plan')
-    .description("show the running rightsize run's plan with each change's status")
+    .description("show the running rightsize run's plan with each change's status (the diff is read from the store)")
     .argument('<budgetGroup>')
+    .option(...dbOption)
     .option('--workflow-id <id>', 'the run (default: the running quota-rightsize run of the group)')
     .option('--json', 'print JSON')
-    .action(async (budgetGroup: string, opts: { workflowId?: string; json?: boolean }, cmd: Command) => {
+    .action(async (budgetGroup: string, opts: StoreOptions & { workflowId?: string; json?: boolean }, cmd: Command) => {
       const { handle, connection } = await findRun(cmd, budgetGroup, opts.workflowId);
+      let summary: QuotaPlanSummary;
       try {
-        const plan = await handle.query(quotaPlanQuery);
-        console.log(opts.json ? JSON.stringify(plan, null, 2) : renderPlanDiff(plan));
+        summary = await handle.query(quotaPlanQuery);
       } finally {
         await connection.close();
       }
+      if (!summary.stored) {
+        // A run started before plans were stored carries its diff itself.
+        console.log(opts.json ? JSON.stringify(summary, null, 2) : (summary.diff ?? ''));
+        return;
+      }
+      const key = summary.stored;
+      const plan = await withStore(opts, (s) => s.readPlan(key));
+      if (!plan) throw new Error(`the quota store has no plan for run ${key.workflowId} (${key.runId})`);
+      const { applied: _applied, ...stored } = plan;
+      const live = new Map(summary.entries.map((e) => [e.quotaId, e]));
+      const merged: QuotaPlan = {
+        ...stored,
+        entries: stored.entries.map((e) => {
+          const state = live.get(e.quotaId);
+          return state ? { ...e, status: state.status, ...(state.note ? { note: state.note } : {}) } : e;
+        }),
+      };
+      merged.diff = renderPlanDiff(merged);
+      console.log(opts.json ? JSON.stringify(merged, null, 2) : merged.diff);
     });
 
   quota
     .command('approve')
-    .description('decide on changes waiting for approval in the running rightsize run (owners and approvers only)')
+    .description(
+      'decide on changes waiting for approval in the running rightsize run (owners and approvers only): the ' +
+        'decision is recorded in the quota store under your database login, and the run reads it from there',
+    )
     .argument('<budgetGroup>')
-    .option('--as <user>', 'acting user (default $USER)')
+    .option(...dbOption)
+    .option('--as <user>', 'decide for this user (default: the database login; needs sluice_quota_impersonator)')
     .option('--quota <id>', 'decide on this quota only (repeatable; default: every pending one)', collect, [])
     .option('--reject', 'reject instead of approving (the quotas keep their values)')
     .option('--modify <id=json>', 'apply this spec instead of the proposal (repeatable)', collect, [])
@@ -299,7 +326,7 @@ export function registerQuota(program: Command): void {
     .action(
       async (
         budgetGroup: string,
-        opts: {
+        opts: StoreOptions & {
           as?: string;
           quota: string[];
           reject?: boolean;
@@ -316,18 +343,35 @@ export function registerQuota(program: Command): void {
           if (eq <= 0) throw new Error(`--modify "${m}" is not <id>=<spec json>`);
           specs[m.slice(0, eq)] = parseOrThrow(QuotaSpec, JSON.parse(m.slice(eq + 1)), `--modify ${m.slice(0, eq)}`);
         }
-        const decision: QuotaDecision = {
-          decision: opts.reject ? 'reject' : opts.modify.length > 0 ? 'modify' : 'approve',
-          user: actingUser(opts.as),
-          ...(opts.quota.length > 0 ? { quotaIds: opts.quota } : {}),
-          ...(opts.modify.length > 0 ? { specs } : {}),
-          ...(opts.reason ? { reason: opts.reason } : {}),
-        };
+        const decision = opts.reject ? 'reject' : opts.modify.length > 0 ? 'modify' : 'approve';
         const { handle, connection } = await findRun(cmd, budgetGroup, opts.workflowId);
         try {
-          const result = await handle.executeUpdate(quotaApproveUpdate, { args: [decision] }).catch((err: unknown) => {
+          const summary = await handle.query(quotaPlanQuery);
+          const arg: QuotaDecisionRef | QuotaDecision = await withStore(opts, async (store) => {
+            if (!summary.stored) {
+              // A run started before decisions were recorded takes the decision itself, as the authenticated user.
+              return {
+                decision,
+                user: await store.actingAs(opts.as),
+                ...(opts.quota.length > 0 ? { quotaIds: opts.quota } : {}),
+                ...(opts.modify.length > 0 ? { specs } : {}),
+                ...(opts.reason ? { reason: opts.reason } : {}),
+              };
+            }
+            const recorded = await store.recordDecision({
+              workflowId: handle.workflowId,
+              budgetGroup,
+              decision,
+              ...(opts.as !== undefined ? { as: opts.as } : {}),
+              ...(opts.quota.length > 0 ? { quotaIds: opts.quota } : {}),
+              ...(opts.modify.length > 0 ? { specs } : {}),
+              ...(opts.reason ? { reason: opts.reason } : {}),
+            });
+            return { decisionId: recorded.id };
+          });
+          const result = await handle.executeUpdate(quotaApproveUpdate, { args: [arg] }).catch((err: unknown) => {
             if (err instanceof WorkflowUpdateFailedError) {
-              throw new Error(`the ${decision.decision} was refused: ${err.cause?.message ?? err.message}`);
+              throw new Error(`the ${decision} was refused: ${err.cause?.message ?? err.message}`);
             }
             throw err;
           });

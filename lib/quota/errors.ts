@@ -9,6 +9,10 @@ export const QUOTA_ERROR_KINDS = {
   'version-conflict': 'CommitConflict',
   /** The actor may not change this quota (not an owner, not an approver of its budget group). */
   'access-denied': 'PolicyDenied',
+  /** The database login may not act for the named user (no impersonator grant). */
+  'impersonation-denied': 'PolicyDenied',
+  /** An approval update named a decision that is not this run's, or none at all. */
+  'decision-invalid': 'PolicyDenied',
   /** A validator refused the write (structure, max ≥ guaranteed, cluster capacity…). */
   'validation-failed': 'InvalidInput',
   /** No quota with that id. */
@@ -65,6 +69,31 @@ export class QuotaAccessDenied extends QuotaError {
         `the approvers of its budget group (${allowed.approvers.join(', ') || 'none'}) may`,
     );
   }
+}
+
+/**
+ * The authenticated PostgreSQL login asked to act for someone else without being allowed to: only the login itself,
+ * a member of the impersonator role (`sluice_quota_impersonator`), or a superuser may name another user.
+ */
+export class QuotaImpersonationDenied extends QuotaError {
+  readonly kind = 'impersonation-denied';
+  override readonly name = 'QuotaImpersonationDenied';
+  constructor(
+    readonly login: string,
+    readonly requested: string,
+    readonly impersonatorRole: string,
+  ) {
+    super(
+      `database login "${login}" may not act as "${requested}": leave out --as to act as "${login}", or have an ` +
+        `operator GRANT ${impersonatorRole} TO "${login}" (services that act for users, e.g. the quota workers)`,
+    );
+  }
+}
+
+/** An approval names a decision that does not exist or was recorded for another run. */
+export class QuotaDecisionInvalid extends QuotaError {
+  readonly kind = 'decision-invalid';
+  override readonly name = 'QuotaDecisionInvalid';
 }
 
 /** One problem a validator found. */

@@ -61,6 +61,24 @@ export interface Rightsizer {
     budgetPerHour: number,
     strategy: QuotaRightsizeConfig['budgetStrategy'],
   ): { alignedMax: number[]; cutReasons: Array<string | undefined>; overBudget: boolean };
+  /**
+   * Time-of-day budget alignment (optional): every item is a value per UTC hour (24 values); each hour is aligned with
+   * the hourly budget on its own, so a group over budget only in its peak hours is cut only there. Returns the
+   * aligned hourly values per item, in input order, and how many hours are still over budget.
+   */
+  alignSchedule?(
+    items: ReadonlyArray<{
+      quotaId: string;
+      tier: string;
+      priority: number;
+      resource: string;
+      guaranteed: number;
+      recommendedSchedule: readonly number[];
+      unitPricePerHour: number;
+    }>,
+    budgetPerHour: number,
+    strategy: QuotaRightsizeConfig['budgetStrategy'],
+  ): { aligned: number[][]; cutReasons: Array<string | undefined>; slotsOverBudget: number };
 }
 
 /** What one rightsized field is. */
@@ -185,6 +203,13 @@ export interface BuildPlanInput {
   rightsizer: Rightsizer;
   /** Validation problems per quota id for the proposed spec (the store's validators, run as a dry run). */
   validate?: (quota: Quota, proposed: QuotaSpec, schedule: QuotaSchedule | null) => Promise<string[]>;
+  /**
+   * The same for every proposal at once (problems per proposal, in order): what the activity uses, so thousands of
+   * quotas are checked against one read of the store. Takes precedence over `validate`.
+   */
+  validateAll?: (
+    proposals: ReadonlyArray<{ quota: Quota; proposed: QuotaSpec; schedule: QuotaSchedule | null }>,
+  ) => Promise<string[][]>;
 }
 
 /** Builds the plan of one budget group. */
@@ -290,7 +315,51 @@ export async function buildPlan(input: BuildPlanInput): Promise<QuotaPlan> {
         ];
       }),
     );
-    if (items.length > 0) {
+    const scheduled = refs.some(({ draft, index }) => draft.fields[index]!.slots !== undefined);
+    if (items.length > 0 && scheduled && rightsizer.alignSchedule) {
+      // Time-of-day: align hour by hour (a flat value is the same in every hour), then back to each field's slots.
+      const hourly = refs.map(({ draft, index }) => {
+        const f = draft.fields[index]!;
+        return f.slots && f.slotHoursOf
+          ? valuesByUtcHour(f.slots, f.slotHoursOf)
+          : new Array<number>(24).fill(f.recommended);
+      });
+      const aligned = rightsizer.alignSchedule(
+        items.map(({ recommendedMax: _max, ...item }, k) => ({ ...item, recommendedSchedule: hourly[k]! })),
+        config.budgetPerHour,
+        config.budgetStrategy,
+      );
+      overBudget = aligned.slotsOverBudget > 0;
+      refs.forEach(({ draft, index }, k) => {
+        const f = draft.fields[index]!;
+        const hours = aligned.aligned[k]!;
+        // A slot (or a flat value) must fit every hour it covers: the lowest aligned hour of it.
+        const slotHours = f.slots && f.slotHoursOf ? f.slotHoursOf : 24;
+        const want = f.slots && f.slotHoursOf ? f.slots : [f.recommended];
+        const values = want.map((v, s) => {
+          let value = roundTo(Math.min(v, ...hours.slice(s * slotHours, (s + 1) * slotHours)), f.integer);
+          if (!(value > 0)) {
+            const kept = Math.max(f.floor, Math.min(f.current, v));
+            draft.warnings.push(
+              `${f.field}: the budget would take it to ${value}; a quota never goes to 0, set ${kept}`,
+            );
+            value = kept;
+          }
+          return Math.max(value, f.guaranteed);
+        });
+        if (values.some((v, s) => Math.abs(v - want[s]!) > EPSILON)) {
+          f.reason += `; budget: ${aligned.cutReasons[k] ?? 'aligned hour by hour'}`;
+        }
+        if (f.slots) f.slots = values;
+        f.proposed = Math.max(...values);
+      });
+      if (overBudget) {
+        planWarnings.push(
+          `budget group "${config.budgetGroup}" is still over its budget of ${config.budgetPerHour}/h in ` +
+            `${aligned.slotsOverBudget} hour(s) of the day after alignment (the guarantees alone may not fit)`,
+        );
+      }
+    } else if (items.length > 0) {
       const aligned = rightsizer.align(items, config.budgetPerHour, config.budgetStrategy);
       overBudget = aligned.overBudget;
       refs.forEach(({ draft, index }, k) => {
@@ -321,13 +390,12 @@ export async function buildPlan(input: BuildPlanInput): Promise<QuotaPlan> {
     }
   }
 
-  const entries: PlanEntry[] = [];
-  for (const draft of drafts) {
-    const { quota } = draft;
+  /** A quota's proposed spec, schedule, field changes and gate (before validation). */
+  function propose(quota: Quota, fields: Draft['fields']) {
     let after = quota.spec;
     const scheduled: QuotaSchedule['values'] = {};
     let scheduleSlotHours: number | undefined;
-    const changes: PlanFieldChange[] = draft.fields.map((f) => {
+    const changes: PlanFieldChange[] = fields.map((f) => {
       after = withField(after, f.field, f.proposed);
       const cur =
         f.currentSlots && quota.schedule ? { values: f.currentSlots, slotHours: quota.schedule.slotHours } : undefined;
@@ -347,20 +415,38 @@ export async function buildPlan(input: BuildPlanInput): Promise<QuotaPlan> {
         reason: f.reason,
       };
     });
-    let scheduleAfter: QuotaSchedule | undefined =
+    const scheduleAfter: QuotaSchedule | undefined =
       scheduleSlotHours === undefined ? undefined : { slotHours: scheduleSlotHours, values: scheduled };
     const biggest = Math.max(0, ...changes.map((c) => c.changeRatio));
-    let gate: PlanGate = biggest === 0 ? 'none' : biggest <= config.autoApplyMaxChange ? 'auto' : 'approval';
+    const gate: PlanGate = biggest === 0 ? 'none' : biggest <= config.autoApplyMaxChange ? 'auto' : 'approval';
+    return { quota, after, scheduleAfter, changes, gate };
+  }
+  const proposals = drafts.map((draft) => propose(draft.quota, draft.fields));
+  const toCheck = proposals.filter((p) => p.gate !== 'none');
+  const problemsOf = new Map<string, string[]>();
+  if (input.validateAll && toCheck.length > 0) {
+    const found = await input.validateAll(
+      toCheck.map((p) => ({ quota: p.quota, proposed: p.after, schedule: p.scheduleAfter ?? null })),
+    );
+    toCheck.forEach((p, k) => problemsOf.set(p.quota.id, found[k] ?? []));
+  } else if (input.validate) {
+    for (const p of toCheck)
+      problemsOf.set(p.quota.id, await input.validate(p.quota, p.after, p.scheduleAfter ?? null));
+  }
+
+  const entries: PlanEntry[] = [];
+  for (const [k, draft] of drafts.entries()) {
+    const { quota } = draft;
+    let { after, scheduleAfter, gate } = proposals[k]!;
+    const { changes } = proposals[k]!;
     let note: string | undefined;
-    if (gate !== 'none' && input.validate) {
-      const problems = await input.validate(quota, after, scheduleAfter ?? null);
-      if (problems.length > 0) {
-        note = `not applicable: ${problems.join('; ')}`;
-        planWarnings.push(`${quota.id}: the proposed change fails validation (${problems.join('; ')}); kept as is`);
-        gate = 'none';
-        after = quota.spec;
-        scheduleAfter = quota.schedule;
-      }
+    const problems = problemsOf.get(quota.id) ?? [];
+    if (gate !== 'none' && problems.length > 0) {
+      note = `not applicable: ${problems.join('; ')}`;
+      planWarnings.push(`${quota.id}: the proposed change fails validation (${problems.join('; ')}); kept as is`);
+      gate = 'none';
+      after = quota.spec;
+      scheduleAfter = quota.schedule;
     }
     if (gate === 'none') scheduleAfter = quota.schedule;
     entries.push({

@@ -24,10 +24,19 @@ import {
   verifyWebhookSignature,
 } from '../../lib/quota/dispatch/webhook.js';
 import { RateLimiter, watchRulesFile, type RulesWatch } from '../../lib/quota/limiter/index.js';
+import { renderPlanDiff } from '../../lib/quota/plan.js';
 import { QuotaStore } from '../../lib/quota/store.js';
 import { writeUsageSamples, type HourlyUsage } from '../../lib/quota/usage.js';
 import { defaultValidators } from '../../lib/quota/validation.js';
-import type { QuotaDraft, QuotaRightsizeInput, QuotaSpec, UsageMetric } from '../../schemas/quota.js';
+import type {
+  QuotaDecisionResult,
+  QuotaDraft,
+  QuotaPlan,
+  QuotaPlanSummary,
+  QuotaRightsizeInput,
+  QuotaSpec,
+  UsageMetric,
+} from '../../schemas/quota.js';
 import { SearchAttributes } from '../../schemas/search-attributes.js';
 import { quotaApproveUpdate, quotaPlanQuery, quotaRightsizeProgressQuery } from '../../workflows/quota-rightsize.js';
 import { createCpuWorker } from '../../workers/pool-workers.js';
@@ -202,7 +211,13 @@ async function sluice(args: string[]) {
       process.execPath,
       [path.join(REPO_ROOT, 'bin/sluice.js'), ...args],
       {
-        env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_NAMESPACE: 'default' },
+        env: {
+          ...process.env,
+          TEMPORAL_ADDRESS: inject('temporalAddress'),
+          TEMPORAL_NAMESPACE: 'default',
+          SLUICE_QUOTA_DATABASE_URL: inject('postgresUrl'),
+          SLUICE_QUOTA_SCHEMA: schema,
+        },
         timeout: 60_000,
       },
     );
@@ -211,6 +226,31 @@ async function sluice(args: string[]) {
     const e = err as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
+}
+
+/**
+ * An owner's decision as `sluice quota approve` makes it: recorded in the store (the test's login is the local
+ * stack's superuser, which may act for the named user), then the update carries only its id.
+ */
+async function decide(
+  run: WorkflowHandle,
+  budgetGroup: string,
+  as: string,
+  decision: 'approve' | 'reject' | 'modify',
+  more: { quotaIds?: string[]; specs?: Record<string, QuotaSpec>; reason?: string } = {},
+): Promise<QuotaDecisionResult> {
+  const recorded = await store.recordDecision({ workflowId: run.workflowId, budgetGroup, decision, as, ...more });
+  return run.executeUpdate(quotaApproveUpdate, { args: [{ decisionId: recorded.id }] });
+}
+
+/** The stored plan of a run's summary, with the summary's live statuses, and its readable diff. */
+async function storedPlan(summary: QuotaPlanSummary): Promise<QuotaPlan> {
+  const stored = await store.readPlan(summary.stored!);
+  const { applied: _applied, ...plan } = stored!;
+  const live = new Map(summary.entries.map((e) => [e.quotaId, e]));
+  plan.entries = plan.entries.map((e) => ({ ...e, status: live.get(e.quotaId)!.status }));
+  plan.diff = renderPlanDiff(plan);
+  return plan;
 }
 
 async function awaitingApproval(handle: WorkflowHandle): Promise<void> {
@@ -239,11 +279,9 @@ describe('quota-rightsize on Temporal, PostgreSQL and Iceberg', () => {
     // with the version conflict instead of overwriting the edit.
     await awaitingApproval(timeoutRun);
     await store.update('gtimeout/api/edited', 1, { spec: rate(900) }, 'alice', 'hand edit');
-    const stale = await timeoutRun
-      .executeUpdate(quotaApproveUpdate, {
-        args: [{ decision: 'approve', user: 'alice', quotaIds: ['gtimeout/api/edited'] }],
-      })
-      .catch((e: unknown) => e);
+    const stale = await decide(timeoutRun, 'g-timeout', 'alice', 'approve', {
+      quotaIds: ['gtimeout/api/edited'],
+    }).catch((e: unknown) => e);
     expect(stale).toBeInstanceOf(WorkflowUpdateFailedError);
     expect((stale as WorkflowUpdateFailedError).cause).toMatchObject({ type: 'CommitConflict' });
     expect(((stale as WorkflowUpdateFailedError).cause as Error).message).toMatch(/is at version 2, not 1/);
@@ -251,27 +289,54 @@ describe('quota-rightsize on Temporal, PostgreSQL and Iceberg', () => {
 
     // --- approve: the small change is already applied by the rightsizer; the two large ones wait.
     await awaitingApproval(approveRun);
-    const plan = await approveRun.query(quotaPlanQuery);
-    const status = Object.fromEntries(plan.entries.map((e) => [e.quotaId, [e.gate, e.status]]));
+    const summary = await approveRun.query(quotaPlanQuery);
+    // The workflow holds each entry's state; the plan itself is in the store, under the run.
+    expect(summary.stored).toEqual({ workflowId: approveRun.workflowId, runId: approveRun.firstExecutionRunId });
+    expect(Object.keys(summary.entries[0]!).sort()).toEqual(['gate', 'quotaId', 'status', 'version']);
+    const plan = await storedPlan(summary);
+    const status = Object.fromEntries(summary.entries.map((e) => [e.quotaId, [e.gate, e.status]]));
     expect(status).toEqual({
       'gapprove/api/large': ['approval', 'pending'],
       'gapprove/api/small': ['auto', 'applied'],
       'gapprove/batch/etl': ['approval', 'pending'],
     });
     expect(plan.diff).toContain(`qps: 1000 → ${largeQps} (`);
+    // `sluice quota plan` joins the run's live statuses with the plan stored in the quota store.
+    const cliPlan = await sluice(['quota', 'plan', 'g-approve']);
+    expect(cliPlan.stderr).toBe('');
+    expect(cliPlan.stdout).toContain('~ gapprove/api/large (rateLimit, tier standard, v1) [approval: pending]');
+    expect(cliPlan.stdout).toContain(`qps: 1000 → ${largeQps} (`);
+    expect(cliPlan.stdout).toContain('[auto: applied]');
     const small = await store.require('gapprove/api/small');
     expect(small).toMatchObject({ version: 2, updatedBy: 'sluice-rightsizer' });
     expect((small.spec as { qps: number }).qps).not.toBe(smallQps);
     expect((await store.history('gapprove/api/small')).at(-1)!.reason).toMatch(/applied automatically/);
 
     // A stranger is refused, and nothing changes.
-    const refused = await approveRun
-      .executeUpdate(quotaApproveUpdate, { args: [{ decision: 'approve', user: 'mallory' }] })
-      .catch((e: unknown) => e);
+    const refused = await decide(approveRun, 'g-approve', 'mallory', 'approve').catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
     const cause = (refused as WorkflowUpdateFailedError).cause as ApplicationFailure;
     expect(cause.type).toBe('PolicyDenied');
     expect(cause.message).toMatch(/"mallory" may not change quota/);
+    expect((await store.require('gapprove/api/large')).version).toBe(1);
+    // A forged update naming a user is refused: an update carries only a recorded decision's id.
+    const forged = await approveRun
+      .executeUpdate(quotaApproveUpdate, { args: [{ decision: 'approve', user: 'alice' }] })
+      .catch((e: unknown) => e);
+    expect(forged).toBeInstanceOf(WorkflowUpdateFailedError);
+    expect(((forged as WorkflowUpdateFailedError).cause as Error).message).toMatch(/carries only \{decisionId\}/);
+    // So is alice's decision on another run, replayed into this one.
+    const elsewhere = await store.recordDecision({
+      workflowId: rejectRun.workflowId,
+      budgetGroup: 'g-reject',
+      decision: 'approve',
+      as: 'alice',
+    });
+    const replayed = await approveRun
+      .executeUpdate(quotaApproveUpdate, { args: [{ decisionId: elsewhere.id }] })
+      .catch((e: unknown) => e);
+    expect(((replayed as WorkflowUpdateFailedError).cause as ApplicationFailure).type).toBe('PolicyDenied');
+    expect(((replayed as WorkflowUpdateFailedError).cause as Error).message).toMatch(/was not recorded for run/);
     expect((await store.require('gapprove/api/large')).version).toBe(1);
 
     // The owner approves one and modifies the other.
@@ -280,8 +345,9 @@ describe('quota-rightsize on Temporal, PostgreSQL and Iceberg', () => {
     try {
       watch = await watchRulesFile(path.join(dir, 'rate-limits.json'), limiter, { pollIntervalMs: 100 });
       expect(limiter.ruleFor('gapprove/api/large')?.qps).toBe(1000);
-      const approved = await approveRun.executeUpdate(quotaApproveUpdate, {
-        args: [{ decision: 'approve', user: 'alice', quotaIds: ['gapprove/api/large'], reason: 'looks right' }],
+      const approved = await decide(approveRun, 'g-approve', 'alice', 'approve', {
+        quotaIds: ['gapprove/api/large'],
+        reason: 'looks right',
       });
       expect(approved).toMatchObject({ decided: ['gapprove/api/large'], stillPending: ['gapprove/batch/etl'] });
       await eventually(
@@ -293,10 +359,9 @@ describe('quota-rightsize on Temporal, PostgreSQL and Iceberg', () => {
       watch?.close();
     }
     const modified = capacity(1000, 2048);
-    await approveRun.executeUpdate(quotaApproveUpdate, {
-      args: [
-        { decision: 'modify', user: 'alice', specs: { 'gapprove/batch/etl': modified }, reason: 'half is enough' },
-      ],
+    await decide(approveRun, 'g-approve', 'alice', 'modify', {
+      specs: { 'gapprove/batch/etl': modified },
+      reason: 'half is enough',
     });
     const approveResult = await approveRun.result();
     expect(approveResult).toMatchObject({ applied: 3, rejected: 0, timedOut: 0, conflicts: 0, refused: 0 });
@@ -308,9 +373,7 @@ describe('quota-rightsize on Temporal, PostgreSQL and Iceberg', () => {
     // --- reject: the owner says no; the quota keeps its value.
     await awaitingApproval(rejectRun);
     // The rightsizer's own principal may not decide on its proposals.
-    const selfApproval = await rejectRun
-      .executeUpdate(quotaApproveUpdate, { args: [{ decision: 'approve', user: 'sluice-rightsizer' }] })
-      .catch((e: unknown) => e);
+    const selfApproval = await decide(rejectRun, 'g-reject', 'sluice-rightsizer', 'approve').catch((e: unknown) => e);
     expect(selfApproval).toBeInstanceOf(WorkflowUpdateFailedError);
     expect(((selfApproval as WorkflowUpdateFailedError).cause as Error).message).toMatch(
       /an owner or approver must decide/,
@@ -382,9 +445,10 @@ describe('quota-rightsize on Temporal, PostgreSQL and Iceberg', () => {
 
     if (process.env.SLUICE_RECORD_HISTORIES === '1') {
       for (const [name, run] of [
-        ['quota-rightsize-approved', approveRun],
-        ['quota-rightsize-rejected', rejectRun],
-        ['quota-rightsize-timed-out', timeoutRun],
+        // quota-rightsize-{approved,rejected,timed-out}.json: runs from before plans were stored, kept for replay.
+        ['quota-rightsize-recorded-approved', approveRun],
+        ['quota-rightsize-recorded-rejected', rejectRun],
+        ['quota-rightsize-recorded-timed-out', timeoutRun],
       ] as const) {
         const history = await t.client.workflow.getHandle(run.workflowId, run.firstExecutionRunId).fetchHistory();
         writeFileSync(path.join(REPO_ROOT, 'test/histories', `${name}.json`), historyToJSON(history) + '\n');
@@ -416,14 +480,15 @@ describe('quota-rightsize on Temporal, PostgreSQL and Iceberg', () => {
     });
     const result = await run.result();
     expect(result.applied).toBe(2);
-    for (const e of result.plan.entries) expect(e.scheduleAfter, e.quotaId).toBeDefined();
-    expect(result.plan.diff).toMatch(/qps: 500 → 00–\d\dh/);
+    const plan = await storedPlan(result.plan);
+    for (const e of plan.entries) expect(e.scheduleAfter, e.quotaId).toBeDefined();
+    expect(plan.diff).toMatch(/qps: 500 → 00–\d\dh/);
 
     // The store keeps the schedule with the quota, and the audit has it in `after`.
     const api = await store.require('gdiurnal/api/day');
     const batch = await store.require('gdiurnal/batch/day');
     const apiSlots = api.schedule!.values.qps!;
-    expect(api.schedule).toEqual(result.plan.entries.find((e) => e.quotaId === api.id)!.scheduleAfter);
+    expect(api.schedule).toEqual(plan.entries.find((e) => e.quotaId === api.id)!.scheduleAfter);
     expect(api.spec).toMatchObject({ qps: Math.max(...apiSlots) });
     expect((await store.history(api.id, { limit: 1 }))[0]!.after!.schedule).toEqual(api.schedule);
 
@@ -517,7 +582,7 @@ describe('quota-rightsize on Temporal, PostgreSQL and Iceberg', () => {
       expect(result.plan.entries.map((e) => [e.quotaId, e.gate, e.status])).toEqual([
         ['greject/api/large', 'approval', 'planned'],
       ]);
-      expect(result.plan.entries[0]!.after).toEqual(rate(largeQps));
+      expect((await storedPlan(result.plan)).entries[0]!.after).toEqual(rate(largeQps));
       expect(await store.require('greject/api/large')).toMatchObject({ spec: rate(1000) });
     } finally {
       await proc.stop(5000);

@@ -3,7 +3,7 @@ import { defaultRightsizer } from '../../../activities/quota-activities.js';
 import { rateLimitRulesOf } from '../../../lib/quota/dispatch/rate-limit-rules.js';
 import { yunikornQueuesDocument } from '../../../lib/quota/dispatch/yunikorn.js';
 import { parseRateLimitRules, RateLimiter } from '../../../lib/quota/limiter/index.js';
-import { buildPlan } from '../../../lib/quota/plan.js';
+import { buildPlan, type Rightsizer } from '../../../lib/quota/plan.js';
 import { formatSlots, scheduleProblems, specInForce } from '../../../lib/quota/schedule.js';
 import type { HourlyUsage, UsageByQuota } from '../../../lib/quota/usage.js';
 import { QuotaRightsizeInput, QuotaSchedule, type Quota, type QuotaSpec } from '../../../schemas/quota.js';
@@ -194,5 +194,96 @@ describe('the spec caps its schedule', () => {
     expect(specInForce(q, Date.parse('2026-11-26T13:00:00Z'))).toMatchObject({ qps: 50 });
     expect(specInForce(q, Date.parse('2026-11-26T01:00:00Z'))).toMatchObject({ qps: 10 });
     expect(rateLimitRulesOf([q], new Date(NOW)).rules[0]!.scheduleUtc!.qps![13]).toBe(50);
+  });
+});
+
+describe('time-of-day budget alignment in the planner (alignScheduleWithBudget, hour by hour)', () => {
+  /** Memory usage peaking at `busy` MB during UTC hours [from, to), `quiet` otherwise. */
+  function shaped(quotaId: string, from: number, to: number, busy: number, quiet: number): HourlyUsage[] {
+    return Array.from({ length: 48 }, (_, i) => {
+      const hourStartMs = NOW - (48 - i) * HOUR;
+      const h = new Date(hourStartMs).getUTCHours();
+      const inside = from < to ? h >= from && h < to : h >= from || h < to;
+      const peak = inside ? busy : quiet;
+      return { quotaId, metric: 'memoryMb', hourStartMs, avg: peak, p95: peak, peak };
+    });
+  }
+  // A transparent rightsizer: the flat value is the highest peak; a schedule has 2 h slots at each slot's highest
+  // peak when the day's highest and lowest slots differ by more than 1.5×. The alignment is the real library's.
+  const transparent: Rightsizer = {
+    recommend: (_r, _current, samples) => ({
+      value: Math.max(...samples.map((s) => s.peak)),
+      warnings: [],
+      reason: 'highest peak',
+      floor: 1,
+    }),
+    recommendSchedule: (_r, _current, samples) => {
+      const values = Array.from({ length: 12 }, (_, k) =>
+        Math.max(
+          ...samples.filter((s) => Math.floor(new Date(s.hourStartMs).getUTCHours() / 2) === k).map((s) => s.peak),
+        ),
+      );
+      const mode = Math.max(...values) > 1.5 * Math.min(...values) ? 'schedule' : 'flat';
+      return { mode, slotHours: 2, values, warnings: [], reason: 'slot peaks' };
+    },
+    align: defaultRightsizer.align,
+    alignSchedule: defaultRightsizer.alignSchedule!,
+  };
+  const cfg = (budgetPerHour: number, budgetStrategy: QuotaRightsizeInput['budgetStrategy']) =>
+    QuotaRightsizeInput.parse({
+      budgetGroup: 'ads',
+      asOf: new Date(NOW).toISOString(),
+      budgetPerHour,
+      unitPrices: { memoryMb: 0.001 },
+      budgetStrategy,
+      autoApplyMaxChange: 10,
+    });
+
+  it('cuts only the peak slots of a group that is over budget only at its peak', async () => {
+    // Peak hours 08–20: 6000 + 2000 MB = 8/h over a budget of 6/h; quiet hours: 2000 + 2000 = 4/h, within it.
+    const plan = await buildPlan({
+      config: cfg(6, { kind: 'water-fill' }),
+      quotas: [quota('ads/batch/day', capacity(8192)), quota('ads/batch/steady', capacity(8192))],
+      usage: usageOf(shaped('ads/batch/day', 8, 20, 6000, 2000), shaped('ads/batch/steady', 0, 24, 2000, 2000)),
+      nowMs: NOW,
+      rightsizer: transparent,
+    });
+    const day = plan.entries.find((e) => e.quotaId === 'ads/batch/day')!;
+    const steady = plan.entries.find((e) => e.quotaId === 'ads/batch/steady')!;
+    const slots = day.scheduleAfter!.values.maxMemoryMb!;
+    // Water-fill at the peak: guarantees 2 × 256 MB, then steady's whole 1744 MB headroom, day gets the rest.
+    expect(slots).toEqual([2000, 2000, 2000, 2000, 4000, 4000, 4000, 4000, 4000, 4000, 2000, 2000]);
+    expect(day.after).toMatchObject({ maxMemoryMb: 4000 });
+    expect(day.changes.find((c) => c.field === 'maxMemoryMb')!.reason).toMatch(/budget: slot 8:00 over budget/);
+    expect(steady.scheduleAfter).toBeUndefined();
+    expect(steady.after).toMatchObject({ maxMemoryMb: 2000 });
+    expect(plan.overBudget).toBe(false);
+    // Every hour of the day now fits the budget.
+    for (let h = 0; h < 24; h++) expect((slots[Math.floor(h / 2)]! + 2000) * 0.001).toBeLessThanOrEqual(6 + 1e-9);
+  });
+
+  it('does not cut quotas whose peaks fall at different hours when every hour fits', async () => {
+    // Each hour: one quota at 6000 and the other at 2000 = 8/h, exactly the budget; their peaks together (12/h)
+    // would be over it, which is what aligning the highest slots alone would have cut.
+    const plan = await buildPlan({
+      config: cfg(8, { kind: 'tier-cut', cutByTier: { standard: 0.5 } }),
+      quotas: [quota('ads/batch/day', capacity(8192)), quota('ads/batch/night', capacity(8192))],
+      usage: usageOf(shaped('ads/batch/day', 8, 20, 6000, 2000), shaped('ads/batch/night', 20, 8, 6000, 2000)),
+      nowMs: NOW,
+      rightsizer: transparent,
+    });
+    for (const e of plan.entries) {
+      expect(Math.max(...e.scheduleAfter!.values.maxMemoryMb!), e.quotaId).toBe(6000);
+      expect(e.changes[0]!.reason, e.quotaId).not.toMatch(/budget/);
+    }
+    expect(plan.overBudget).toBe(false);
+    const flatOnly = await buildPlan({
+      config: cfg(8, { kind: 'tier-cut', cutByTier: { standard: 0.5 } }),
+      quotas: [quota('ads/batch/day', capacity(8192)), quota('ads/batch/night', capacity(8192))],
+      usage: usageOf(shaped('ads/batch/day', 8, 20, 6000, 2000), shaped('ads/batch/night', 20, 8, 6000, 2000)),
+      nowMs: NOW,
+      rightsizer: { ...transparent, alignSchedule: undefined },
+    });
+    expect(Math.max(...flatOnly.entries[0]!.scheduleAfter!.values.maxMemoryMb!)).toBe(3000);
   });
 });
