@@ -219,6 +219,16 @@ export const SparkJobSpec = z
     if ((kind === 'local' || kind === 'local-cluster') && spec.deployMode === 'cluster') {
       ctx.addIssue({ code: 'custom', path: ['deployMode'], message: `a ${kind} master runs in client mode only` });
     }
+    if (kind === 'standalone' && spec.deployMode === 'cluster' && spec.app.resource.endsWith('.py')) {
+      // spark-submit refuses it too ("Cluster deploy mode is currently not supported for python applications on
+      // standalone clusters"), but only after the attempt started; say so at validation, naming the field.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['deployMode'],
+        message:
+          'Spark does not run Python applications in cluster deploy mode on a standalone master; use deployMode "client" (or a YARN or Kubernetes master)',
+      });
+    }
     for (const field of RESOURCE_FIELDS) {
       const cap = spec.caps[field];
       const request = spec.resources[field];

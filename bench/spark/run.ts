@@ -5,14 +5,17 @@
  * The suite (bench/spark/jobs.py): two heavy skewed jobs that really need 2–3g executors (`skewed-join`,
  * `collect-list-skew`), and four light ones (`large-aggregation`, `wide-shuffle`, `explode`, `small-sum`);
  * `small-sql` is there for `--jobs`. For each job and strategy:
- *   (a) static, provisioned for the peak: every job gets the executor size the heaviest job needs (the largest the
- *       ladder found), no retry;
+ *   (a) static, provisioned for the peak: every job gets the executor size the heaviest job needs (the smallest
+ *       size that succeeded above every size that ran out of memory in the ladder runs so far), no retry;
  *   (b) static, provisioned for the average (1g by default), no retry (its failure rate is recorded);
  *   (c) our ladder, starting at the average size, no history;
  *   (d) our ladder plus learned sizing: the second run of (c)'s job, starting from the history.
  * Each (job, strategy) runs `--repeats` times (default 2), each repeat with its own history; a job's figures are
- * the medians over its repeats, and the spread of the wall times is reported. Figures: attempts to success, GB·h
- * (failed attempts included) and wall time per strategy. Goal from issue 5: (d) completes every job with ≥30%
+ * the medians over its repeats, and the spread of the wall times is reported. Per (job, repeat) the order of (a),
+ * (c) and (d) rotates (see ORDERS), so no strategy always gets the quieter or the busier slot; the load average
+ * during each strategy's runs is reported with the figures. Figures: attempts to success, GB·h (failed attempts
+ * included) and wall time per strategy; the suite's GB·h per repeat and its median over repeats; (d)/(a) paired
+ * within each repeat; and GB·h with every attempt charged its job's median wall time (memory and attempts only). Goal from issue 5: (d) completes every job with ≥30%
  * fewer GB·h than (a) and ≤1.2 attempts per job.
  *
  * Run: `npm run bench:spark` (`-- --jobs=small-sum,explode --repeats=3` for a subset). Writes
@@ -53,7 +56,7 @@ const ALL_JOBS = [
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const JOBS = arg('jobs')?.split(',') ?? [...ALL_JOBS];
 const REPEATS = Number(arg('repeats') ?? process.env.BENCH_SPARK_REPEATS ?? 2);
-/** The static peak size; by default the largest size the ladder needed for any job of the suite. */
+/** The static peak size; by default what the heaviest job needs (see peakNeeds). */
 const PEAK_OVERRIDE = process.env.BENCH_SPARK_PEAK;
 /** The ladder's cap: what the local-cluster worker holds. */
 const CAP = '4g';
@@ -64,6 +67,12 @@ const MASTER = 'local-cluster[1,1,4096]';
 
 type Strategy = 'a-static-peak' | 'b-static-average' | 'c-ladder' | 'd-ladder-learned';
 const STRATEGIES: readonly Strategy[] = ['a-static-peak', 'b-static-average', 'c-ladder', 'd-ladder-learned'];
+/** The orders the measured strategies run in for one (job, repeat), rotated; (d) always after its own (c). */
+const ORDERS: readonly (readonly Strategy[])[] = [
+  ['c-ladder', 'd-ladder-learned', 'a-static-peak'],
+  ['a-static-peak', 'c-ladder', 'd-ladder-learned'],
+  ['c-ladder', 'a-static-peak', 'd-ladder-learned'],
+];
 
 interface RunRow {
   job: string;
@@ -80,18 +89,44 @@ interface RunRow {
   startExecutorMemory: string;
   finalExecutorMemory: string | null;
   kinds: string[];
+  /** Each attempt's executor memory in MiB, and whether it succeeded or failed for memory. */
+  attemptSizes: { mib: number; ok: boolean; memoryFailure: boolean }[];
   /** GB each attempt held (its GB·h over its wall time), for the wall-time-normalized comparison. */
   attemptGb: number[];
   /** Wall time of the successful attempt, if any. */
   successWallMs: number | null;
   /** The 1-minute load average when the run ended. */
   load: number;
+  /** The 1-minute load average when the run started. */
+  loadStart: number;
+  /** Where the run stood in its (job, repeat) order: 0 first, 1 second, 2 third. */
+  slot: number;
   /** The first attempt alone (for (b)). */
   firstAttempt: { succeeded: boolean; gbHours: number; vcoreHours: number; wallMs: number; sparkJobMs: number };
 }
 
 function appFor(job: string) {
   return { resource: path.join(REPO_ROOT, 'bench/spark/jobs.py'), args: [job] };
+}
+
+const MEMORY_KINDS: ReadonlySet<string> = new Set(['executor-oom', 'execution-memory', 'container-memory-kill']);
+
+/**
+ * What each job needs, in MiB, from the ladder runs so far: the smallest executor memory that succeeded above every
+ * executor memory that failed for memory (else the largest that succeeded). The static peak is the largest of these.
+ * Not the ladder's last step: its ×k steps can overshoot the need (a 2g first attempt that fails goes to 4g while
+ * 3g suffices), and a static configuration is provisioned for the need.
+ */
+function peakNeeds(rows: readonly RunRow[]): Map<string, number> {
+  const needs = new Map<string, number>();
+  for (const job of new Set(rows.map((r) => r.job))) {
+    const sizes = rows.filter((r) => r.job === job && r.strategy !== 'a-static-peak').flatMap((r) => r.attemptSizes);
+    const failedMax = Math.max(0, ...sizes.filter((a) => a.memoryFailure).map((a) => a.mib));
+    const ok = sizes.filter((a) => a.ok).map((a) => a.mib);
+    const above = ok.filter((m) => m > failedMax);
+    if (ok.length > 0) needs.set(job, above.length > 0 ? Math.min(...above) : Math.max(...ok));
+  }
+  return needs;
 }
 
 /** Milliseconds the attempt spent in Spark jobs, from its event log (0 when there is none). */
@@ -148,7 +183,15 @@ async function run(): Promise<void> {
   const rows: RunRow[] = [];
   const startedAt = new Date().toISOString();
 
-  async function runJob(job: string, strategy: Strategy, repeat: number, name: string, start: string, ladder: boolean) {
+  async function runJob(
+    job: string,
+    strategy: Strategy,
+    repeat: number,
+    name: string,
+    start: string,
+    ladder: boolean,
+    slot: number,
+  ) {
     const spec = {
       name,
       owner: 'bench',
@@ -160,6 +203,7 @@ async function run(): Promise<void> {
       useLearnedSizing: ladder,
     };
     const started = Date.now();
+    const loadStart = os.loadavg()[0]!;
     const handle = await startSparkJob(client, { spec }, { taskQueue: base, workflowId: `bench/${name}/${strategy}` });
     let result: SparkJobResult;
     try {
@@ -186,9 +230,16 @@ async function run(): Promise<void> {
       startExecutorMemory: first?.resources.executorMemory ?? start,
       finalExecutorMemory: result.finalResources?.executorMemory ?? null,
       kinds: result.attempts.flatMap((a) => (a.failureKind ? [a.failureKind] : [])),
+      attemptSizes: result.attempts.map((a) => ({
+        mib: parseMemoryMib(a.resources.executorMemory),
+        ok: a.outcome === 'succeeded',
+        memoryFailure: a.failureKind !== undefined && MEMORY_KINDS.has(a.failureKind),
+      })),
       attemptGb: result.attempts.map((a) => (a.wallMs > 0 ? a.cost.gbHours / (a.wallMs / 3_600_000) : 0)),
       successWallMs: result.attempts.find((a) => a.outcome === 'succeeded')?.wallMs ?? null,
       load: os.loadavg()[0]!,
+      loadStart,
+      slot,
       firstAttempt: {
         succeeded: first?.outcome === 'succeeded',
         gbHours: first?.cost.gbHours ?? 0,
@@ -199,10 +250,10 @@ async function run(): Promise<void> {
     };
     rows.push(row);
     console.log(
-      `${job.padEnd(18)} ${strategy.padEnd(17)} r${repeat} ${row.succeeded ? 'ok  ' : 'FAIL'} attempts ${row.attempts} ` +
+      `${job.padEnd(18)} ${strategy.padEnd(17)} r${repeat} #${slot} ${row.succeeded ? 'ok  ' : 'FAIL'} attempts ${row.attempts} ` +
         `${row.startExecutorMemory}→${row.finalExecutorMemory ?? '-'} ${row.gbHours.toFixed(5)} GB·h ` +
         `${(row.wallMs / 1000).toFixed(1)} s (spark jobs ${(row.sparkJobMs / 1000).toFixed(1)} s) ` +
-        `load ${row.load.toFixed(1)} ${row.kinds.join(',')}`,
+        `load ${row.loadStart.toFixed(1)}→${row.load.toFixed(1)} ${row.kinds.join(',')}`,
     );
   }
 
@@ -210,17 +261,26 @@ async function run(): Promise<void> {
   try {
     await worker.runUntil(async () => {
       // The heaviest job first: the largest size the ladder needs is what a static "peak" configuration must
-      // give every job. Then, per repeat and job, the ladder (c), its second run (d) and the static peak (a);
+      // give every job. Per (job, repeat) the three measured strategies run in one of ORDERS, rotated over jobs
+      // and repeats, so that no strategy always runs first (after another job's teardown) or last; (d) always
+      // follows its own (c), whose history it learns from. (a) takes the largest size any ladder needed so far;
+      // until one has (the first job of the first repeat, without BENCH_SPARK_PEAK) (a) runs after (c).
       // (b) is (c)'s first attempt (the same configuration, no history, and no retry).
       // Repeats are the outer loop, so a run cut short still has every job at least once.
       for (let repeat = 1; repeat <= REPEATS; repeat++) {
-        for (const job of JOBS) {
+        for (const [jobIndex, job] of JOBS.entries()) {
           const name = `bench-${job}-ladder-${tag}-r${repeat}`;
-          await runJob(job, 'c-ladder', repeat, name, AVERAGE, true);
-          await runJob(job, 'd-ladder-learned', repeat, name, AVERAGE, true);
-          const needed = rows.flatMap((r) => (r.finalExecutorMemory ? [parseMemoryMib(r.finalExecutorMemory)] : []));
-          peak = PEAK_OVERRIDE ?? formatMemoryMib(Math.max(parseMemoryMib(AVERAGE), ...needed));
-          await runJob(job, 'a-static-peak', repeat, `bench-${job}-peak-${tag}-r${repeat}`, peak, false);
+          let order = ORDERS[(repeat - 1 + jobIndex) % ORDERS.length]!;
+          const peakKnown = PEAK_OVERRIDE !== undefined || rows.some((r) => r.finalExecutorMemory !== null);
+          if (!peakKnown && order[0] === 'a-static-peak') order = ORDERS[0]!;
+          for (const [slot, strategy] of order.entries()) {
+            if (strategy === 'a-static-peak') {
+              peak = PEAK_OVERRIDE ?? formatMemoryMib(Math.max(parseMemoryMib(AVERAGE), ...peakNeeds(rows).values()));
+              await runJob(job, strategy, repeat, `bench-${job}-peak-${tag}-r${repeat}`, peak, false, slot);
+            } else {
+              await runJob(job, strategy, repeat, name, AVERAGE, true, slot);
+            }
+          }
           writeAll(true);
         }
       }
@@ -341,6 +401,27 @@ function writeFigures(measured: RunRow[], peak: string, partial: boolean, starte
   };
   const normA = normalized('a-static-peak');
   const normD = normalized('d-ladder-learned');
+  // Per repeat: each strategy's suite total (only repeats where every complete job ran it), and (d)/(a) paired
+  // within the repeat; their medians over repeats are a second view of the goal that a single noisy run moves less.
+  const repeats = [...new Set(rows.map((r) => r.repeat))].sort((x, y) => x - y);
+  const suiteTotals = (s: Strategy) =>
+    repeats.flatMap((rep) => {
+      const rs = rows.filter((r) => r.strategy === s && r.repeat === rep && complete.has(r.job));
+      return rs.length === complete.size ? [{ repeat: rep, gbHours: rs.reduce((acc, r) => acc + r.gbHours, 0) }] : [];
+    });
+  const totalsA = suiteTotals('a-static-peak');
+  const totalsD = suiteTotals('d-ladder-learned');
+  const pairedRatios = totalsD.flatMap((t) => {
+    const peer = totalsA.find((x) => x.repeat === t.repeat);
+    return peer && peer.gbHours > 0 ? [t.gbHours / peer.gbHours] : [];
+  });
+  /** The 1-minute load average over a strategy's runs (mean of start and end per run): how fair the comparison was. */
+  const loadOf = (s: Strategy) => {
+    const ls = measured.filter((r) => r.strategy === s).map((r) => (r.loadStart + r.load) / 2);
+    return ls.length ? median(ls) : 0;
+  };
+  const slotsOf = (s: Strategy) =>
+    [0, 1, 2].map((slot) => measured.filter((r) => r.strategy === s && r.slot === slot).length).join('/');
   // The wall-time spread of a job under a strategy: (max − min) / median over its repeats.
   const spreads = summaries.filter((s) => s.repeats > 1).map((s) => (s.wallMaxMs - s.wallMinMs) / s.wallMs);
   const figures: Figure[] = [
@@ -362,6 +443,40 @@ function writeFigures(measured: RunRow[], peak: string, partial: boolean, starte
       ratioMeaning: '(d) / (a); lower is better; a cross-check that removes wall-time noise, not the goal figure',
       goal: null,
     },
+    {
+      name: 'gb_hours_d_ladder_learned_per_repeat_ratio_median',
+      value: round(pairedRatios.length ? median(pairedRatios) : NaN, 3),
+      unit: `(d) / (a) suite GB·h paired within each repeat, median over ${pairedRatios.length} repeat(s): ${pairedRatios.map((r) => r.toFixed(3)).join(', ')}`,
+      peer: null,
+      ratio: null,
+      goal: null,
+    },
+    ...(['a-static-peak', 'c-ladder', 'd-ladder-learned'] as const).map((s) => ({
+      name: `gb_hours_suite_median_${s.replaceAll('-', '_')}`,
+      value: round(suiteTotals(s).length ? median(suiteTotals(s).map((t) => t.gbHours)) : NaN),
+      unit: `GB·h, the whole suite per repeat, median over repeats (${suiteTotals(s)
+        .map((t) => t.gbHours.toFixed(4))
+        .join(', ')})`,
+      peer: null,
+      ratio: null,
+      goal: null,
+    })),
+    ...(['a-static-peak', 'b-static-average', 'c-ladder'] as const).map((s) => ({
+      name: `gb_hours_wall_normalized_${s.replaceAll('-', '_')}`,
+      value: round(normalized(s)),
+      unit: 'GB·h with every attempt charged its job’s median successful wall time',
+      peer: null,
+      ratio: null,
+      goal: null,
+    })),
+    ...(['a-static-peak', 'c-ladder', 'd-ladder-learned'] as const).map((s) => ({
+      name: `load_average_${s.replaceAll('-', '_')}`,
+      value: round(loadOf(s), 2),
+      unit: `1-minute load average during this strategy's runs (median over runs of the mean of start and end); runs in slot 1st/2nd/3rd of their (job, repeat): ${slotsOf(s)}`,
+      peer: null,
+      ratio: null,
+      goal: null,
+    })),
     {
       name: 'attempts_per_job_d_ladder_learned',
       value: round(sum(d, (r) => r.attempts) / d.length, 2),
@@ -452,10 +567,11 @@ function writeFigures(measured: RunRow[], peak: string, partial: boolean, starte
         ]
       : []),
     `jobs: ${[...complete].join(', ')}; ${REPEATS} repeat(s) per (job, strategy), each with its own history`,
+    'strategy order per (job, repeat) rotates over c→d→a, a→c→d, c→a→d (d always after its own c)',
     `run started ${startedAt}; 1-minute load average at the end of each run: min ${Math.min(...loads).toFixed(1)}, median ${median(loads).toFixed(1)}, max ${Math.max(...loads).toFixed(1)}`,
     "(b) is (c)'s first attempt: the same configuration, run with no history and no retry",
     'spark.task.maxFailures=1 for every strategy, so a failing attempt ends at its first lost task',
-    `master ${MASTER}, executor cores 1, driver 512m; static peak size ${peak} (the largest the ladder needed), average size ${AVERAGE}, ladder cap ${CAP}`,
+    `master ${MASTER}, executor cores 1, driver 512m; static peak size ${peak} (per job the smallest size that succeeded above every size that ran out of memory, in any ladder run so far; the largest over jobs), average size ${AVERAGE}, ladder cap ${CAP}`,
     'GB·h = (driver + executor containers, with Spark default overheads) × attempt wall time; failed attempts count; per job the median over repeats',
     'machine shared with other engineers during the run: wall times carry their load',
   ]);
@@ -472,6 +588,8 @@ function writeFigures(measured: RunRow[], peak: string, partial: boolean, starte
   }
   console.log(
     `(d)/(a) GB·h = ${(gbD / gbA).toFixed(3)} (goal ≤ 0.70); wall-normalized ${(normD / normA).toFixed(3)}; ` +
+      `paired per repeat ${pairedRatios.map((r) => r.toFixed(3)).join(', ')}; ` +
+      `load a ${loadOf('a-static-peak').toFixed(1)} c ${loadOf('c-ladder').toFixed(1)} d ${loadOf('d-ladder-learned').toFixed(1)}; ` +
       `(d) attempts/job = ${attemptsD.toFixed(2)} (goal ≤ 1.2)`,
   );
 }

@@ -5,7 +5,7 @@ import type {
   SparkResources,
   SparkSizingRecommendation,
 } from '../../schemas/spark.js';
-import { formatMemoryMib, roundUpMib } from './memory.js';
+import { defaultOverheadMib, formatMemoryMib, roundUpMib } from './memory.js';
 import { capNumbers, clampToCaps, fromNumbers, heapPerTaskMib, toNumbers, type ResourceNumbers } from './resources.js';
 
 /** One earlier run as the recommender sees it. */
@@ -18,12 +18,18 @@ export interface SizingRun {
 export interface SizingOptions {
   /** Headroom over the mean observed peak heap. @default 1.25 */
   headroom?: number;
+  /**
+   * Standard deviations of the observed peak heaps added on top of `mean × headroom`: the more the runs of a job
+   * differ, the more margin. @default 2
+   */
+  spreadFactor?: number;
   /** Smallest executor heap to recommend; Spark refuses heaps below 450 MiB. @default 512 */
   minExecutorMib?: number;
   /** Successful runs the mean is taken over. @default 10 */
   window?: number;
 }
 
+/** Failures that say the executor *heap* (or its share per task) was too small. */
 const EXECUTOR_MEMORY_KINDS: ReadonlySet<SparkFailureKind> = new Set([
   'executor-oom',
   'execution-memory',
@@ -33,15 +39,31 @@ const EXECUTOR_MEMORY_KINDS: ReadonlySet<SparkFailureKind> = new Set([
 
 const MIB = 1024 * 1024;
 
+/** The container overhead an attempt really had: the explicit one, else Spark's default for its heap. */
+function effectiveOverheadMib(n: ResourceNumbers): number {
+  return n.executorMemoryOverheadMib ?? defaultOverheadMib(n.executorMemoryMib);
+}
+
+function isMemoryFailure(a: SparkAttemptRecord, kinds: ReadonlySet<SparkFailureKind>): boolean {
+  return a.outcome === 'failed' && a.failureKind !== undefined && kinds.has(a.failureKind);
+}
+
 /**
- * Where the next run should start. With no successful run it is the request. Otherwise:
- * - the **proven** size is the smallest successful attempt (by executor memory) in the window;
- * - the **observed** need is the *mean* over successful runs of their peak executor heap, × `headroom`: tuned for
- *   the average run, with the retry ladder catching an outlier;
- * - the executor memory is the observed need, at least `minExecutorMib`, never above the proven size, and never at
- *   or below a size whose heap share per task already failed for memory (then the proven size is used);
- * - task cpus, overhead, off-heap and shuffle partitions come from the proven attempt; driver memory too when a
- *   driver OOM is in the history, else the request's.
+ * Where the next run should start, learned per dimension from the job's history. With no successful run it is the
+ * request. Otherwise, over the successful attempts of the newest `window` successful runs:
+ * - **executor memory**: the *mean* peak executor heap × `headroom` + `spreadFactor` × the peaks' standard
+ *   deviation (tuned for the average run, with a margin that grows with the runs' spread; the retry ladder catches
+ *   an outlier), at least `minExecutorMib`, never above the **proven** size (the smallest successful executor
+ *   memory), and never at or below a heap share per task that already failed for memory (then the proven size);
+ * - **task cpus and shuffle partitions**: the proven attempt's;
+ * - **memory overhead**: with no container memory kill in the history, the smallest overhead that ever succeeded,
+ *   and never more than the request's (so a ladder that doubled the overhead alongside the heap after a *heap* OOM
+ *   does not leave the doubled overhead in the learned size; Spark's default is kept as the default). After a
+ *   container kill: the smallest successful overhead above every overhead that was killed;
+ * - **off-heap**: like the overhead, when neither a container kill nor an execution-memory failure (the two that
+ *   off-heap memory answers) is in the history; else the proven attempt's;
+ * - **driver memory**: the request's without a driver OOM in the history; else the smallest successful driver
+ *   memory above every one that ran out of memory.
  * The result may be smaller than the request when the history shows slack. Caps always hold.
  */
 export function recommendSizing(
@@ -51,6 +73,7 @@ export function recommendSizing(
   opts: SizingOptions = {},
 ): SparkSizingRecommendation {
   const headroom = opts.headroom ?? 1.25;
+  const spreadFactor = opts.spreadFactor ?? 2;
   const minMib = opts.minExecutorMib ?? 512;
   const window = opts.window ?? 10;
   const successes = runs
@@ -62,26 +85,30 @@ export function recommendSizing(
     return { source: 'request', resources: request, reason: 'no successful run of this job yet', basedOnRuns: 0 };
   }
 
-  const proven = successes
-    .map((a) => ({ a, n: toNumbers(a.resources) }))
-    .reduce((best, c) => (c.n.executorMemoryMib < best.n.executorMemoryMib ? c : best));
+  const succeeded = successes.map((a) => ({ a, n: toNumbers(a.resources) }));
+  const proven = succeeded.reduce((best, c) => (c.n.executorMemoryMib < best.n.executorMemoryMib ? c : best));
   const peaks = successes.map((a) => a.peaks.peakJVMHeapMemory).filter((p): p is number => p !== undefined);
   const attempts = runs.flatMap((r) => r.attempts);
-  const memoryFailures = attempts.filter(
-    (a) => a.outcome === 'failed' && a.failureKind !== undefined && EXECUTOR_MEMORY_KINDS.has(a.failureKind),
-  );
+  const memoryFailures = attempts.filter((a) => isMemoryFailure(a, EXECUTOR_MEMORY_KINDS));
   const failedShare = Math.max(0, ...memoryFailures.map((a) => heapPerTaskMib(toNumbers(a.resources))));
+  const containerKills = attempts.filter((a) => isMemoryFailure(a, new Set(['container-memory-kill'])));
+  const executionFailures = attempts.filter((a) => isMemoryFailure(a, new Set(['execution-memory'])));
   const driverOoms = attempts.filter((a) => a.failureKind === 'driver-oom');
+  const requested = toNumbers(request);
 
   const next: ResourceNumbers = { ...proven.n };
   const reasons: string[] = [];
+
+  // Executor heap.
   if (peaks.length === 0) {
     reasons.push(`no peak heap recorded; the proven size ${proven.a.resources.executorMemory} is kept`);
   } else {
     const meanPeakMib = peaks.reduce((s, p) => s + p, 0) / peaks.length / MIB;
-    let mib = Math.max(minMib, roundUpMib(meanPeakMib * headroom));
+    const sdMib = Math.sqrt(peaks.reduce((s, p) => s + (p / MIB - meanPeakMib) ** 2, 0) / peaks.length);
+    let mib = Math.max(minMib, roundUpMib(meanPeakMib * headroom + spreadFactor * sdMib));
     reasons.push(
-      `mean peak executor heap ${Math.round(meanPeakMib)} MiB over ${peaks.length} run(s) ×${headroom} → ${formatMemoryMib(mib)}`,
+      `mean peak executor heap ${Math.round(meanPeakMib)} MiB (σ ${Math.round(sdMib)}) over ${peaks.length} run(s) ` +
+        `×${headroom} + ${spreadFactor}σ → ${formatMemoryMib(mib)}`,
     );
     if (mib >= proven.n.executorMemoryMib) {
       mib = proven.n.executorMemoryMib;
@@ -94,13 +121,51 @@ export function recommendSizing(
     }
     next.executorMemoryMib = mib;
   }
-  if (driverOoms.length === 0) {
-    next.driverMemoryMib = toNumbers(request).driverMemoryMib;
+
+  // Container overhead.
+  if (containerKills.length === 0) {
+    const requestedOverhead = requested.executorMemoryOverheadMib ?? defaultOverheadMib(next.executorMemoryMib);
+    const smallest = Math.min(requestedOverhead, ...succeeded.map((s) => effectiveOverheadMib(s.n)));
+    next.executorMemoryOverheadMib =
+      requested.executorMemoryOverheadMib === undefined && smallest >= defaultOverheadMib(next.executorMemoryMib)
+        ? undefined
+        : smallest;
+    if (effectiveOverheadMib(proven.n) > effectiveOverheadMib(next)) {
+      reasons.push(
+        `overhead back to ${next.executorMemoryOverheadMib === undefined ? "Spark's default" : formatMemoryMib(smallest)}: no container memory kill in the history`,
+      );
+    }
   } else {
-    reasons.push(`driver ${proven.a.resources.driverMemory} after ${driverOoms.length} driver OOM(s)`);
+    const killedMib = Math.max(...containerKills.map((a) => effectiveOverheadMib(toNumbers(a.resources))));
+    const above = succeeded.map((s) => effectiveOverheadMib(s.n)).filter((o) => o > killedMib);
+    next.executorMemoryOverheadMib = above.length > 0 ? Math.min(...above) : effectiveOverheadMib(proven.n);
+    reasons.push(
+      `overhead ${formatMemoryMib(next.executorMemoryOverheadMib)} after ${containerKills.length} container kill(s) at ≤ ${formatMemoryMib(killedMib)}`,
+    );
   }
+
+  // Off-heap memory.
+  if (containerKills.length === 0 && executionFailures.length === 0) {
+    const offHeaps = [requested.executorOffHeapMib, ...succeeded.map((s) => s.n.executorOffHeapMib)];
+    next.executorOffHeapMib =
+      requested.executorOffHeapMib === undefined
+        ? undefined
+        : Math.min(...offHeaps.filter((o): o is number => o !== undefined));
+  }
+
+  // Driver memory.
+  if (driverOoms.length === 0) {
+    next.driverMemoryMib = requested.driverMemoryMib;
+  } else {
+    const oomMib = Math.max(...driverOoms.map((a) => toNumbers(a.resources).driverMemoryMib));
+    const above = succeeded.map((s) => s.n.driverMemoryMib).filter((d) => d > oomMib);
+    next.driverMemoryMib = above.length > 0 ? Math.min(...above) : proven.n.driverMemoryMib;
+    reasons.push(
+      `driver ${formatMemoryMib(next.driverMemoryMib)} after ${driverOoms.length} driver OOM(s) at ≤ ${formatMemoryMib(oomMib)}`,
+    );
+  }
+
   const resources = fromNumbers(clampToCaps(next, capNumbers(caps)));
-  const requested = toNumbers(request);
   const change =
     next.executorMemoryMib < requested.executorMemoryMib
       ? `smaller than the request (${request.executorMemory})`

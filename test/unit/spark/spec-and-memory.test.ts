@@ -58,6 +58,23 @@ describe('SparkJobSpec', () => {
     expect(p[0]!.message).toMatch(/unknown master/);
   });
 
+  it('refuses a PySpark application in cluster deploy mode on a standalone master', () => {
+    const p = problems({ ...base, master: 'spark://spark-master:7077', deployMode: 'cluster' });
+    expect(p.map((x) => x.path)).toEqual(['deployMode']);
+    expect(p[0]!.message).toMatch(/Python applications in cluster deploy mode on a standalone master/);
+    // The same application in client mode, a jar in cluster mode, and PySpark in YARN cluster mode are fine.
+    expect(problems({ ...base, master: 'spark://spark-master:7077', deployMode: 'client' })).toEqual([]);
+    expect(
+      problems({
+        ...base,
+        master: 'spark://spark-master:7077',
+        deployMode: 'cluster',
+        app: { resource: '/jobs/agg.jar', mainClass: 'com.example.Agg' },
+      }),
+    ).toEqual([]);
+    expect(problems({ ...base, master: 'yarn', deployMode: 'cluster' })).toEqual([]);
+  });
+
   it('refuses a cap below the request, naming the cap', () => {
     const p = problems({
       ...base,
