@@ -6,7 +6,9 @@
  * Options: --tune-seed N (default 1), --report-seed N (default 2), --quotas N (default 125), --days N (default 30),
  * --no-tune (use the committed defaults as they are), --quick (one tuning round), --budget-strategy
  * tier-cut|tier-cut-scaled|water-fill (default tier-cut-scaled), --tune flat,tod (which modes to tune; default both:
- * the flat recommender's knobs, then the time-of-day schedule's knobs on top of them).
+ * the flat recommender's knobs, then the time-of-day schedule's knobs on top of them), --extra-seeds N,M (further
+ * held-out seeds for the headline policies; default 3), --violation-room F (the tuner's bar: violation hours per class
+ * ≤ F × VPA's on the tuning seed; default 0.9).
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -17,8 +19,11 @@ import {
   type QuotaResource,
   type RecommenderPolicy,
 } from '../../lib/quota/rightsizing/recommend.js';
+import type { ProfileOptions } from '../../lib/quota/rightsizing/profile.js';
 import {
   defaultScheduleOptions,
+  scheduleClassOf,
+  type ScheduleClass,
   type ScheduleOptions,
   type SlotOverrides,
 } from '../../lib/quota/rightsizing/schedule.js';
@@ -82,7 +87,15 @@ export interface TodKnobs {
   minSlotSamples: number;
   minPeriodicity: number;
   minSpread: number;
+  /** 1: slots from the profile forecast (histogram while history is short); 0: histogram slots only. */
+  profileEstimator: number;
+  /** The profile forecast's shared options and its per-class coverage, level-error quantile and margin. */
+  profile: Omit<ProfileOptions, ClassProfileField> &
+    Record<ScheduleClass, Required<Pick<ProfileOptions, ClassProfileField>>>;
 }
+
+/** The profile-forecast options that differ per class (memory, peak, rate). */
+type ClassProfileField = 'coverage' | 'minCoverage' | 'coverageCost' | 'margin' | 'dayQuantile';
 
 /** Start from the shipped schedule defaults. */
 function defaultTodKnobs(): TodKnobs {
@@ -108,6 +121,28 @@ function defaultTodKnobs(): TodKnobs {
     minSlotSamples: o.minSlotSamples,
     minPeriodicity: o.minPeriodicity,
     minSpread: o.minSpread,
+    profileEstimator: o.estimator === 'profile' ? 1 : 0,
+    profile: {
+      ...profileShared(o.profile!),
+      memory: profileClass(m.profile!),
+      peak: profileClass(o.profile!),
+      rate: profileClass(defaultScheduleOptions('qps').profile!),
+    },
+  };
+}
+
+function profileShared(p: ProfileOptions): Omit<ProfileOptions, ClassProfileField> {
+  const { coverage: _c, minCoverage: _n, coverageCost: _k, margin: _m, dayQuantile: _d, ...rest } = p;
+  return rest;
+}
+
+function profileClass(p: ProfileOptions): Required<Pick<ProfileOptions, ClassProfileField>> {
+  return {
+    coverage: p.coverage,
+    minCoverage: p.minCoverage ?? p.coverage,
+    coverageCost: p.coverageCost ?? 0,
+    margin: p.margin,
+    dayQuantile: p.dayQuantile ?? 0.5,
   };
 }
 
@@ -119,6 +154,18 @@ function todOptions(t: TodKnobs): (resource: QuotaResource) => ScheduleOptions {
     minSpread: t.minSpread,
     periodicityWindowHours: 168,
     slotOverrides: resource === 'memory' ? t.memory : t.other,
+    estimator: t.profileEstimator === 1 ? 'profile' : 'histogram',
+    profile: {
+      shapeDays: t.profile.shapeDays,
+      smoothHours: t.profile.smoothHours,
+      backtestDays: t.profile.backtestDays,
+      minBacktestDays: t.profile.minBacktestDays,
+      weekly: t.profile.weekly,
+      weeklyWeeks: t.profile.weeklyWeeks,
+      weeklyMaxCut: t.profile.weeklyMaxCut,
+      fallbackDays: t.profile.fallbackDays,
+      ...t.profile[scheduleClassOf(resource)],
+    },
   });
 }
 
@@ -279,53 +326,101 @@ function tuneTod(
   rounds: number,
   log: (s: string) => void,
 ): { knobs: TodKnobs; tried: number } {
-  type TodPath = ['memory' | 'other', string] | ['slotHours' | 'minSlotSamples' | 'minPeriodicity' | 'minSpread'];
+  type TodPath =
+    | ['memory' | 'other', string]
+    | ['slotHours' | 'minSlotSamples' | 'minPeriodicity' | 'minSpread' | 'profileEstimator']
+    | ['profile', string]
+    | ['profile', ScheduleClass, string];
+  // The profile forecast's knobs first (they decide most of the slack), then the daily test and the histogram
+  // slots' overrides (used while a quota's history is too short for the profile).
   const grid: Array<[TodPath, number[]]> = [
     [
-      ['other', 'targetPercentile'],
-      [0.8, 0.85, 0.9, 0.95, 0.98],
+      ['profile', 'peak', 'coverageCost'],
+      [0, 0.3, 0.5, 0.75, 1, 1.25, 1.5, 2],
     ],
     [
-      ['other', 'safetyMargin'],
+      ['profile', 'rate', 'coverageCost'],
+      [0, 0.3, 0.5, 0.75, 1, 1.25, 1.5, 2],
+    ],
+    [
+      ['profile', 'memory', 'margin'],
       [0, 0.05, 0.1, 0.2],
     ],
     [
-      ['memory', 'safetyMargin'],
-      [0.05, 0.1, 0.15, 0.2, 0.3, 0.4],
-    ],
-    [['slotHours'], [1, 2, 3, 4, 6]],
-    [
-      ['other', 'halfLifeHours'],
-      [12, 48, 168],
+      ['profile', 'memory', 'dayQuantile'],
+      [0.5, 0.75, 1],
     ],
     [
-      ['other', 'burstAllowance'],
-      [0, 0.1, 0.25],
+      ['profile', 'peak', 'minCoverage'],
+      [0.7, 0.8, 0.9],
     ],
     [
-      ['memory', 'halfLifeHours'],
-      [12, 48, 168],
+      ['profile', 'rate', 'minCoverage'],
+      [0.7, 0.8, 0.9],
     ],
     [
-      ['memory', 'targetPercentile'],
-      [0.98, 0.99, 1],
+      ['profile', 'peak', 'coverage'],
+      [0.95, 0.98, 0.99, 1],
     ],
     [
-      ['other', 'trendHorizonHours'],
-      [0, 24, 48],
+      ['profile', 'rate', 'coverage'],
+      [0.95, 0.98, 0.99, 1],
+    ],
+    [['minPeriodicity'], [-1, 0.2, 0.5]],
+    [
+      ['profile', 'weeklyWeeks'],
+      [1, 2, 3],
     ],
     [
-      ['memory', 'trendHorizonHours'],
-      [0, 24],
+      ['profile', 'peak', 'dayQuantile'],
+      [0.5, 0.75],
     ],
-    [['minPeriodicity'], [0.2, 0.35, 0.5, 0.65, 0.8]],
-    [['minSpread'], [0.05, 0.1, 0.2, 0.3]],
-    [['minSlotSamples'], [3, 6, 12]],
+    [
+      ['profile', 'rate', 'dayQuantile'],
+      [0.5, 0.75],
+    ],
+    [['slotHours'], [1, 2]],
+    [
+      ['profile', 'shapeDays'],
+      [7, 14],
+    ],
+    [
+      ['profile', 'backtestDays'],
+      [7, 14],
+    ],
+    [
+      ['profile', 'weeklyMaxCut'],
+      [0.3, 0.5, 1],
+    ],
+    [
+      ['profile', 'memory', 'coverage'],
+      [0.98, 1],
+    ],
+    [
+      ['profile', 'smoothHours'],
+      [0, 1, 2],
+    ],
+    [
+      ['profile', 'fallbackDays'],
+      [1, 3],
+    ],
   ];
-  const set = (t: TodKnobs, path: TodPath, v: number): TodKnobs =>
-    path.length === 1 ? { ...t, [path[0]]: v } : { ...t, [path[0]]: { ...t[path[0]], [path[1]]: v } };
-  const get = (t: TodKnobs, path: TodPath): number =>
-    path.length === 1 ? t[path[0]] : (t[path[0]] as Record<string, number>)[path[1]]!;
+  const set = (t: TodKnobs, path: TodPath, v: number): TodKnobs => {
+    if (path.length === 1) return { ...t, [path[0]]: v };
+    if (path[0] === 'profile') {
+      if (path.length === 2) return { ...t, profile: { ...t.profile, [path[1]]: v } };
+      return { ...t, profile: { ...t.profile, [path[1]]: { ...t.profile[path[1]], [path[2]]: v } } };
+    }
+    return { ...t, [path[0]]: { ...t[path[0]], [path[1]]: v } };
+  };
+  const get = (t: TodKnobs, path: TodPath): number => {
+    if (path.length === 1) return t[path[0]];
+    if (path[0] === 'profile') {
+      if (path.length === 2) return (t.profile as unknown as Record<string, number>)[path[1]]!;
+      return (t.profile[path[1]] as Record<string, number>)[path[2]]!;
+    }
+    return (t[path[0]] as Record<string, number>)[path[1]]!;
+  };
   const cache = new Map<string, number>();
   const score = (t: TodKnobs): number => {
     const key = JSON.stringify(t);
@@ -365,6 +460,28 @@ function tuneTod(
 
 const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
 
+function argString(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+/**
+ * The time-of-day knobs shipped before the profile forecast (histogram slots of 2 h, tuned on seed 1), kept as a
+ * row of the report so the two estimators are compared on the same seeds.
+ */
+function PREVIOUS_TOD_KNOBS(t: TodKnobs): TodKnobs {
+  return {
+    ...t,
+    memory: { halfLifeHours: 12, targetPercentile: 1, safetyMargin: 0.2, trendHorizonHours: 0 },
+    other: { halfLifeHours: 12, targetPercentile: 0.95, safetyMargin: 0.05, burstAllowance: 0, trendHorizonHours: 0 },
+    slotHours: 2,
+    minSlotSamples: 6,
+    minPeriodicity: 0.2,
+    minSpread: 0.05,
+    profileEstimator: 0,
+  };
+}
+
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
   return i >= 0 && process.argv[i + 1] !== undefined ? Number(process.argv[i + 1]) : fallback;
@@ -378,6 +495,8 @@ async function run() {
   const days = arg('--days', 30);
   const quick = process.argv.includes('--quick');
   const noTune = process.argv.includes('--no-tune');
+  // The tuner keeps each class's violation hours within this share of VPA's on the tuning seed.
+  const violationRoom = arg('--violation-room', 0.9);
   const strategyArg = process.argv[process.argv.indexOf('--budget-strategy') + 1];
   if (process.argv.includes('--budget-strategy')) {
     if (strategyArg !== 'tier-cut' && strategyArg !== 'tier-cut-scaled' && strategyArg !== 'water-fill') {
@@ -401,7 +520,10 @@ async function run() {
     const vpaTune = runPolicy(tuneTraces, 'vpa', simConfig(knobs));
     const vpaViolations = violationsByClass(vpaTune);
     // Leave 10% room under VPA's counts on the tuning seed, so that the held-out seed is not decided by noise.
-    const limits = { memory: Math.floor(vpaViolations.memory * 0.9), other: Math.floor(vpaViolations.other * 0.9) };
+    const limits = {
+      memory: Math.floor(vpaViolations.memory * violationRoom),
+      other: Math.floor(vpaViolations.other * violationRoom),
+    };
     log(
       `tuning on seed ${tuneSeed}: VPA violation hours ${JSON.stringify(vpaViolations)}; limits ${JSON.stringify(limits)}`,
     );
@@ -421,7 +543,10 @@ async function run() {
   if (!noTune && tuneModes.has('tod')) {
     const tuneTraces = generateTraces(tuneSeed, quotaCount, days);
     const vpaViolations = violationsByClass(runPolicy(tuneTraces, 'vpa', simConfig(knobs)));
-    const limits = { memory: Math.floor(vpaViolations.memory * 0.9), other: Math.floor(vpaViolations.other * 0.9) };
+    const limits = {
+      memory: Math.floor(vpaViolations.memory * violationRoom),
+      other: Math.floor(vpaViolations.other * violationRoom),
+    };
     log(`tuning time-of-day on seed ${tuneSeed}: limits ${JSON.stringify(limits)}`);
     const t = tuneTod(tuneTraces, knobs, limits, quick ? 1 : 2, log);
     todKnobs = t.knobs;
@@ -452,7 +577,29 @@ async function run() {
     oursTodNoBudget: runPolicy(traces, 'ours', todConfig(knobs, todKnobs, false)),
     oursTodAlways: runPolicy(traces, 'ours', todConfig(knobs, { ...todKnobs, minPeriodicity: -1, minSpread: 0 })),
     oracleTod: runPolicy(traces, 'oracle-tod', todConfig(knobs, todKnobs)),
+    oursTodHistogram: runPolicy(traces, 'ours', todConfig(knobs, PREVIOUS_TOD_KNOBS(todKnobs))),
   };
+  // Further held-out seeds: the headline policies only.
+  const extraSeeds = (argString('--extra-seeds') ?? '3')
+    .split(',')
+    .filter((x) => x !== '')
+    .map(Number);
+  const extra = extraSeeds.map((seed) => {
+    const t = generateTraces(seed, quotaCount, days);
+    log(`held-out seed ${seed}`);
+    return {
+      seed,
+      runs: {
+        static: runPolicy(t, 'static', config),
+        vpa: runPolicy(t, 'vpa', config),
+        ours: runPolicy(t, 'ours', config),
+        oursTod: runPolicy(t, 'ours', todConfig(knobs, todKnobs)),
+        oursTodHistogram: runPolicy(t, 'ours', todConfig(knobs, PREVIOUS_TOD_KNOBS(todKnobs))),
+        oracle: runPolicy(t, 'oracle', config),
+        oracleTod: runPolicy(t, 'oracle-tod', todConfig(knobs, todKnobs)),
+      },
+    };
+  });
   const { static: stat, vpa, ours, oursTod: tod } = runs;
   const goalSlack = 'slack ≤ 25% (Autopilot 23%, hand-set 46%)';
   const fig = (
@@ -562,6 +709,40 @@ async function run() {
       goal: null,
     },
   ];
+  for (const e of extra) {
+    const r = e.runs;
+    figures.push(
+      fig(
+        `seed${e.seed}_tod_slack_share_of_spend`,
+        r.oursTod.summary.slack,
+        'fraction',
+        r.vpa.summary.slack,
+        goalSlack,
+      ),
+      fig(
+        `seed${e.seed}_tod_violation_hours`,
+        r.oursTod.summary.violationHours,
+        'quota-hours',
+        r.vpa.summary.violationHours,
+        'no more than VPA',
+      ),
+      fig(
+        `seed${e.seed}_tod_memory_oom_hours`,
+        violationsByClass(r.oursTod).memory,
+        'quota-hours',
+        violationsByClass(r.vpa).memory,
+        'no more than VPA',
+      ),
+      fig(
+        `seed${e.seed}_tod_group_hours_over_budget`,
+        r.oursTod.groupHoursOverBudget,
+        'group-hours',
+        r.vpa.groupHoursOverBudget,
+        'within budget (0)',
+      ),
+      fig(`seed${e.seed}_slack_share_of_spend`, r.ours.summary.slack, 'fraction', r.vpa.summary.slack, goalSlack),
+    );
+  }
   const met = {
     slack: ours.summary.slack <= 0.25,
     violations: ours.summary.violationHours <= vpa.summary.violationHours,
@@ -571,6 +752,21 @@ async function run() {
     todMemoryOomsVsVpa: violationsByClass(tod).memory <= violationsByClass(vpa).memory,
     todBudget: tod.groupHoursOverBudget === 0 && tod.spend <= tod.budget,
   };
+  const metExtra = Object.fromEntries(
+    extra.map((e) => {
+      const t = e.runs.oursTod;
+      const v = e.runs.vpa;
+      return [
+        `seed${e.seed}`,
+        {
+          todSlack: t.summary.slack <= 0.25,
+          todViolations: t.summary.violationHours <= v.summary.violationHours,
+          todMemoryOomsVsVpa: violationsByClass(t).memory <= violationsByClass(v).memory,
+          todBudget: t.groupHoursOverBudget === 0 && t.spend <= t.budget,
+        },
+      ];
+    }),
+  );
   const notes = [
     `held-out report seed ${reportSeed}; knobs tuned on seed ${tuneSeed}${noTune ? ' (tuning skipped)' : ''}`,
     `budget alignment for ours: ${budgetStrategy} (cuts ${JSON.stringify(CUT_BY_TIER)}, weights ${JSON.stringify(CUT_WEIGHT_BY_RESOURCE)}), then water-fill if still over`,
@@ -578,6 +774,10 @@ async function run() {
     `goals met (flat): slack ${met.slack}, violations ≤ VPA ${met.violations}, within budget ${met.budget}`,
     `goals met (time-of-day, tod_* figures): slack ${met.todSlack}, violations ≤ VPA ${met.todViolations}, memory OOM hours ≤ VPA ${met.todMemoryOomsVsVpa}, within budget ${met.todBudget}`,
     `time-of-day knobs (tuned on seed ${tuneSeed}): ${JSON.stringify(todKnobs)}; VPA has no time-of-day mode`,
+    ...extra.map(
+      (e) =>
+        `held-out seed ${e.seed} (seed${e.seed}_* figures): goals met ${JSON.stringify(metExtra[`seed${e.seed}`])}`,
+    ),
   ];
   const command = `npm run bench:quota${process.argv.slice(2).length ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
   const file = writeResults('quota', command, figures, notes);
@@ -595,6 +795,7 @@ async function run() {
         reportSeed,
         met,
         runs,
+        extraSeeds: extra.map((e) => ({ seed: e.seed, met: metExtra[`seed${e.seed}`], runs: e.runs })),
       },
       null,
       2,
@@ -614,6 +815,7 @@ async function run() {
     ['ours, time-of-day schedule (with budget alignment)', tod, true],
     ['ours, time-of-day, budget alignment off', runs.oursTodNoBudget, true],
     ['ours, time-of-day, diurnal test off (always a schedule)', runs.oursTodAlways, true],
+    ['ours, time-of-day, previous default (histogram slots of 2 h)', runs.oursTodHistogram, true],
     [`oracle, daily ${todKnobs.slotHours} h-slot schedule (bound)`, runs.oracleTod],
   ];
   const out: string[] = [];
@@ -642,6 +844,29 @@ async function run() {
         `| ${n} | ${cell(stat)} | ${cell(vpa)} | ${cell(ours)} | ${cell(runs.oursNoBudget)} | ${cell(runs.oursConservative)} | ${cell(tod)} (${pct(tod[key][n]!.scheduledShare)}) | ${pct(runs.oracle[key][n]!.slack)} | ${pct(runs.oracleTod[key][n]!.slack)} |`,
       );
     }
+  }
+  for (const e of extra) {
+    out.push('');
+    out.push(`held-out seed ${e.seed}:`);
+    out.push(
+      '| policy | slack (share of spend) | slack vs demand | violation hours | memory OOM hours | changes | in-day switches | spend / budget | group-hours over budget |',
+    );
+    out.push('|---|---|---|---|---|---|---|---|---|');
+    const r = e.runs;
+    for (const [name, x] of [
+      ['static', r.static],
+      ['VPA', r.vpa],
+      ['ours, flat', r.ours],
+      ['ours, time-of-day', r.oursTod],
+      ['ours, time-of-day, previous default (histogram slots)', r.oursTodHistogram],
+      ['oracle, daily', r.oracle],
+      ['oracle, daily schedule', r.oracleTod],
+    ] as Array<[string, Run]>) {
+      out.push(
+        `| ${name} | ${pct(x.summary.slack)} | ${pct(x.summary.slackVsDemand)} | ${x.summary.violationHours} (${pct(x.summary.violationRate)}) | ${violationsByClass(x).memory} | ${x.summary.changes} | ${x.summary.inDaySwitches} | ${(x.spend / x.budget).toFixed(2)} | ${x.groupHoursOverBudget} |`,
+      );
+    }
+    out.push(`goals met (time-of-day): ${JSON.stringify(metExtra[`seed${e.seed}`])}`);
   }
   out.push('');
   out.push(`knobs: ${JSON.stringify(knobs)}`);

@@ -256,6 +256,60 @@ function fmt(v: number): string {
 }
 
 /**
+ * Turns an estimate into a quota value the way {@link recommend} does: clamp to [floor, ceiling], limit the step
+ * from `current` (≤ 0 or non-finite: unset, no step limit), round up to `roundUpTo`, clamp again; a step-limited cut
+ * that rounding would undo moves one rounding step instead. The result is never below the floor (> 0). Exported for
+ * the time-of-day schedules, whose slots go through the same limits.
+ */
+export function limitValue(
+  raw: number,
+  current: number,
+  policy: RecommenderPolicy,
+): { value: number; warnings: string[]; stepNote: string } {
+  const warnings: string[] = [];
+  const hasCurrent = Number.isFinite(current) && current > 0;
+  const finish = (v: number) => {
+    let out = roundUp(v, policy.roundUpTo);
+    if (out > policy.ceiling) out = policy.ceiling;
+    if (out < policy.floor) out = policy.floor;
+    return out;
+  };
+  let value = Math.min(policy.ceiling, Math.max(policy.floor, raw));
+  if (raw < policy.floor)
+    warnings.push(`estimate ${fmt(raw)} is below the floor ${fmt(policy.floor)}; using the floor`);
+  if (raw > policy.ceiling) warnings.push(`estimate ${fmt(raw)} is above the ceiling ${fmt(policy.ceiling)}; capped`);
+  let stepNote = '';
+  if (hasCurrent) {
+    const upper = current * (1 + policy.maxStepUpRatio);
+    const lower = current * (1 - policy.maxStepDownRatio);
+    if (value > upper) {
+      warnings.push(
+        `step limited: wanted ${fmt(value)}, raised to ${fmt(upper)} (+${fmt(policy.maxStepUpRatio * 100)}% max per step)`,
+      );
+      value = upper;
+      stepNote = ', step-limited up';
+    } else if (value < lower) {
+      warnings.push(
+        `step limited: wanted ${fmt(value)}, lowered to ${fmt(lower)} (−${fmt(policy.maxStepDownRatio * 100)}% max per step)`,
+      );
+      value = lower;
+      stepNote = ', step-limited down';
+    }
+  } else {
+    warnings.push('no current value; step limits not applied');
+  }
+  const stepLimitedDown = stepNote !== '' && value < current;
+  value = finish(value);
+  // Rounding up a step-limited cut can land back on the current value (0.3 − 30% = 0.21 → 0.3 in steps of 0.1);
+  // take the rounding grid's point below the current value instead, so that a quota can always reach its floor.
+  if (stepLimitedDown && value >= current && policy.roundUpTo !== undefined) {
+    const below = (Math.ceil(current / policy.roundUpTo - 1e-9) - 1) * policy.roundUpTo;
+    value = Math.max(policy.floor, Number(below.toPrecision(12)));
+  }
+  return { value, warnings, stepNote };
+}
+
+/**
  * Recommends a new value for a quota.
  *
  * @param current the quota's value now; ≤ 0 or non-finite means "unset" (then no step limit applies)
@@ -348,38 +402,8 @@ export function recommend(
   const burst = policy.burstAllowance * Math.max(0, recentPeak - withMargin);
   const raw = withMargin + trend + burst;
 
-  let value = clampFloorCeil(raw);
-  if (raw < policy.floor)
-    warnings.push(`estimate ${fmt(raw)} is below the floor ${fmt(policy.floor)}; using the floor`);
-  if (raw > policy.ceiling) warnings.push(`estimate ${fmt(raw)} is above the ceiling ${fmt(policy.ceiling)}; capped`);
-  let stepNote = '';
-  if (hasCurrent) {
-    const upper = current * (1 + policy.maxStepUpRatio);
-    const lower = current * (1 - policy.maxStepDownRatio);
-    if (value > upper) {
-      warnings.push(
-        `step limited: wanted ${fmt(value)}, raised to ${fmt(upper)} (+${fmt(policy.maxStepUpRatio * 100)}% max per step)`,
-      );
-      value = upper;
-      stepNote = ', step-limited up';
-    } else if (value < lower) {
-      warnings.push(
-        `step limited: wanted ${fmt(value)}, lowered to ${fmt(lower)} (−${fmt(policy.maxStepDownRatio * 100)}% max per step)`,
-      );
-      value = lower;
-      stepNote = ', step-limited down';
-    }
-  } else {
-    warnings.push('no current value; step limits not applied');
-  }
-  const stepLimitedDown = stepNote !== '' && value < current;
-  value = finish(value);
-  // Rounding up a step-limited cut can land back on the current value (0.3 − 30% = 0.21 → 0.3 in steps of 0.1);
-  // take the rounding grid's point below the current value instead, so that a quota can always reach its floor.
-  if (stepLimitedDown && value >= current && policy.roundUpTo !== undefined) {
-    const below = (Math.ceil(current / policy.roundUpTo - 1e-9) - 1) * policy.roundUpTo;
-    value = Math.max(policy.floor, Number(below.toPrecision(12)));
-  }
+  const { value, warnings: limitWarnings, stepNote } = limitValue(raw, current, policy);
+  warnings.push(...limitWarnings);
 
   const what = policy.usePeak ? 'hourly peaks' : 'hourly averages';
   const reason =

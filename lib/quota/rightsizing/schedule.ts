@@ -12,8 +12,10 @@
  * Pure and deterministic, like `recommend.ts`. See docs/quota-rightsizing.md.
  */
 import { alignWithBudget, type BudgetItem, type BudgetStrategy } from './budget.js';
+import { assertValidProfileOptions, profileForecast, type ProfileForecast, type ProfileOptions } from './profile.js';
 import {
   assertValidPolicy,
+  limitValue,
   recommend,
   type QuotaResource,
   type Recommendation,
@@ -38,6 +40,15 @@ export interface ScheduleOptions {
    * day, so it wants a longer half-life and more margin than the flat estimate over every hour). @default {}
    */
   slotOverrides?: SlotOverrides;
+  /**
+   * How a slot's value is estimated. `histogram`: {@link recommend} on the slot's own hours (a decaying-histogram
+   * percentile). `profile`: the profile forecast (`profile.ts`: day level with a week-ago term × hour-of-day shape ×
+   * an error multiplier learned by replaying the last days), the highest hour of the slot; where the history is
+   * too short for it, the histogram. @default 'histogram'
+   */
+  estimator?: 'histogram' | 'profile';
+  /** Options of the profile forecast; required when `estimator` is `profile`. */
+  profile?: ProfileOptions;
 }
 
 /** The recommender fields a schedule may set differently for its slots. */
@@ -48,20 +59,59 @@ export type SlotOverrides = Partial<
   >
 >;
 
+/** How a resource's slots are judged: memory (over the limit is an OOM kill), on peaks, or on averages (rates). */
+export type ScheduleClass = 'memory' | 'peak' | 'rate';
+
+/** The class whose profile defaults a resource uses. */
+export function scheduleClassOf(resource: QuotaResource): ScheduleClass {
+  if (resource === 'memory') return 'memory';
+  return resource === 'qps' || resource === 'bandwidth' ? 'rate' : 'peak';
+}
+
+/** Profile-forecast defaults shared by every class (tuned on seed 1, see {@link defaultScheduleOptions}). */
+export const DEFAULT_PROFILE_SHARED: Omit<
+  ProfileOptions,
+  'coverage' | 'minCoverage' | 'coverageCost' | 'margin' | 'dayQuantile'
+> = {
+  shapeDays: 14,
+  smoothHours: 1,
+  backtestDays: 7,
+  minBacktestDays: 2,
+  weekly: true,
+  weeklyWeeks: 3,
+  weeklyMaxCut: 1,
+  fallbackDays: 3,
+};
+
+/** Profile-forecast defaults per class: the share of hours covered, the level-error quantile and the margin. */
+export const DEFAULT_PROFILE_BY_CLASS: Record<
+  ScheduleClass,
+  Pick<ProfileOptions, 'coverage' | 'minCoverage' | 'coverageCost' | 'margin' | 'dayQuantile'>
+> = {
+  memory: { coverage: 1, dayQuantile: 1, margin: 0.1 },
+  peak: { coverage: 0.95, minCoverage: 0.7, coverageCost: 1, dayQuantile: 0.5, margin: 0 },
+  rate: { coverage: 0.98, minCoverage: 0.7, coverageCost: 0.75, dayQuantile: 0.5, margin: 0 },
+};
+
 /**
  * Default schedule options per resource, tuned with the simulator on seed 1 (`npm run bench:quota`) and reported on
- * seed 2 (BENCHMARKS.md, "Quota rightsizing"). Memory (over the limit is an OOM kill) gets its own slot overrides.
+ * held-out seeds (BENCHMARKS.md, "Quota rightsizing"). Slots are estimated with the profile forecast; the histogram
+ * slot overrides apply while the history is too short for it. Memory (over the limit is an OOM kill) gets its own
+ * slot overrides and profile options; rate quotas (judged on averages) and capacity quotas judged on peaks differ
+ * in the share of hours covered.
  */
 export const defaultScheduleOptions = (resource: QuotaResource = 'custom'): ScheduleOptions => ({
-  slotHours: 2,
+  slotHours: 1,
   minSlotSamples: 6,
-  minPeriodicity: 0.2,
+  minPeriodicity: -1,
   minSpread: 0.05,
   periodicityWindowHours: 168,
   slotOverrides:
     resource === 'memory'
       ? { halfLifeHours: 12, targetPercentile: 1, safetyMargin: 0.2, trendHorizonHours: 0 }
       : { halfLifeHours: 12, targetPercentile: 0.95, safetyMargin: 0.05, burstAllowance: 0, trendHorizonHours: 0 },
+  estimator: 'profile',
+  profile: { ...DEFAULT_PROFILE_SHARED, ...DEFAULT_PROFILE_BY_CLASS[scheduleClassOf(resource)] },
 });
 
 /** One slot of a schedule. */
@@ -120,6 +170,13 @@ export function assertValidScheduleOptions(o: ScheduleOptions): void {
   }
   if (o.periodicityWindowHours !== undefined && !(o.periodicityWindowHours >= 48)) {
     throw new RangeError(`schedule periodicityWindowHours must be ≥ 48, got ${o.periodicityWindowHours}`);
+  }
+  if (o.estimator !== undefined && o.estimator !== 'histogram' && o.estimator !== 'profile') {
+    throw new RangeError(`schedule estimator must be histogram or profile, got ${String(o.estimator)}`);
+  }
+  if (o.estimator === 'profile') {
+    if (!o.profile) throw new RangeError('schedule estimator profile needs profile options');
+    assertValidProfileOptions(o.profile);
   }
 }
 
@@ -246,20 +303,61 @@ export function recommendSchedule(
   const slots: ScheduleSlot[] = [];
   const raws: number[] = [];
   let fallbacks = 0;
-  for (let k = 0; k < slotCount; k++) {
-    const slotSamples = bySlot[k]!;
-    const usable = slotSamples.filter(
+  const usableIn = (list: readonly UsageSample[]) =>
+    list.filter(
       (s) => s.hourStartMs <= nowMs && Number.isFinite(s.avg) && Number.isFinite(s.peak) && s.avg >= 0 && s.peak >= 0,
     ).length;
-    const startHour = k * options.slotHours;
-    if (usable < options.minSlotSamples) {
-      fallbacks++;
-      slots.push({ startHour, value: flat.value, samplesUsed: usable, fallback: true });
-      continue;
+  const forecast: ProfileForecast | undefined =
+    options.estimator === 'profile' ? profileForecast(samples, slotPolicy.usePeak, nowMs, options.profile!) : undefined;
+  if (forecast) {
+    // The profile forecast: each slot covers its highest forecast hour, through the same limits as recommend.
+    const need = new Array<number>(slotCount).fill(0);
+    forecast.hourly.forEach((v, i) => {
+      const k = slotOf(forecast.startMs + i * HOUR_MS, options.slotHours);
+      need[k] = Math.max(need[k]!, v);
+    });
+    const model =
+      forecast.levelModel === 'weekly'
+        ? "yesterday's level × the weekly factor of the weekday"
+        : `highest level of the last ${options.profile!.fallbackDays ?? 3} days`;
+    for (let k = 0; k < slotCount; k++) {
+      const raw = need[k]!;
+      const limited = limitValue(raw, currentSlots[k]!, slotPolicy);
+      raws.push(raw);
+      slots.push({
+        startHour: k * options.slotHours,
+        value: limited.value,
+        samplesUsed: usableIn(bySlot[k]!),
+        fallback: false,
+        recommendation: {
+          value: limited.value,
+          raw,
+          current: currentSlots[k]!,
+          warnings: limited.warnings,
+          reason:
+            `profile forecast (${model}, level ${fmt(forecast.level)}) × error multiplier ${fmt(forecast.multiplier)} ` +
+            `(hour factor ${fmt(forecast.hourFactor)} × level factor ${fmt(forecast.levelFactor)}, ` +
+            `${forecast.backtestDays} backtested days) × ${fmt(1 + options.profile!.margin)} = ${fmt(raw)} → ` +
+            `${fmt(limited.value)}${limited.stepNote}`,
+        },
+      });
     }
-    const rec = recommend(currentSlots[k]!, slotSamples, slotPolicy, nowMs);
-    raws.push(rec.raw);
-    slots.push({ startHour, value: rec.value, samplesUsed: usable, fallback: false, recommendation: rec });
+  } else {
+    if (options.estimator === 'profile')
+      warnings.push('too little history for the profile forecast; slots use the histogram');
+    for (let k = 0; k < slotCount; k++) {
+      const slotSamples = bySlot[k]!;
+      const usable = usableIn(slotSamples);
+      const startHour = k * options.slotHours;
+      if (usable < options.minSlotSamples) {
+        fallbacks++;
+        slots.push({ startHour, value: flat.value, samplesUsed: usable, fallback: true });
+        continue;
+      }
+      const rec = recommend(currentSlots[k]!, slotSamples, slotPolicy, nowMs);
+      raws.push(rec.raw);
+      slots.push({ startHour, value: rec.value, samplesUsed: usable, fallback: false, recommendation: rec });
+    }
   }
   const maxRaw = raws.length ? Math.max(...raws) : 0;
   const spread = raws.length && maxRaw > 0 ? 1 - Math.min(...raws) / maxRaw : 0;
