@@ -44,6 +44,7 @@ import { transformerVocabWords } from '../../scripts/models/transformer.js';
 import { createCpuWorker } from '../../workers/pool-workers.js';
 import { writeWorkflowBundle } from '../../workers/workflow-bundle.js';
 import { writeResults, type Figure } from '../lib/results.js';
+import { catalogTexts } from '../inference/texts.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -71,22 +72,6 @@ const SHARD = args.shard ? Number(args.shard) : MILLION ? 50_000 : Math.ceil(ITE
 const PARALLELISM = Number(args.parallelism);
 const model: ModelRef = SMALL ? bundledModels().dualText : bundledModels().transformer;
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
-
-/** Catalog-style descriptions for the small model (about 9 tokens, under its 32). */
-function catalogTexts(n: number, seed: number): string[] {
-  const rand = mulberry32(seed);
-  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
-  const colors = ['red', 'orange', 'yellow', 'green', 'blue', 'purple', 'pink', 'black', 'crimson', 'navy'];
-  const shapes = ['circle', 'square', 'triangle', 'diamond', 'round', 'box'];
-  const patterns = ['solid', 'striped', 'dotted', 'checkered', 'plain', 'spotted'];
-  const sizes = ['small', 'medium', 'large', 'tiny', 'big'];
-  const fillers = ['a', 'the', 'with', 'sticker', 'tile', 'print', 'item', 'photo of'];
-  return Array.from(
-    { length: n },
-    (_, i) =>
-      `${pick(fillers)} ${pick(sizes)} ${pick(colors)} ${pick(patterns)} ${pick(shapes)} ${pick(fillers)} ${i % 997}`,
-  );
-}
 
 function texts(n: number, seed: number): string[] {
   if (SMALL) return catalogTexts(n, seed);

@@ -28,6 +28,8 @@ interface Segment<T, R> {
   start: number;
   end: number;
   enqueuedAt: number;
+  /** Submitted with `noWait`: its batch runs without waiting for more items. */
+  noWait: boolean;
 }
 
 /**
@@ -39,6 +41,8 @@ interface Segment<T, R> {
 export class DynamicBatcher<T, R> {
   private readonly queue: Segment<T, R>[] = [];
   private queued = 0;
+  /** Queued segments submitted with `noWait`. */
+  private urgent = 0;
   private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -53,8 +57,12 @@ export class DynamicBatcher<T, R> {
     return this.queued;
   }
 
-  /** Queues `items`; resolves with their results in order once every one has been through a batch. */
-  submit(items: readonly T[]): Promise<R[]> {
+  /**
+   * Queues `items`; resolves with their results in order once every one has been through a batch. `noWait`: their
+   * batch runs as soon as the event loop turns (with whatever else is queued then), without waiting `maxWaitMs`
+   * for more items (a bulk caller's last partial batch).
+   */
+  submit(items: readonly T[], opts: { noWait?: boolean } = {}): Promise<R[]> {
     if (this.closed) return Promise.reject(new Error('the batcher is closed'));
     if (items.length === 0) return Promise.resolve([]);
     return new Promise<R[]>((resolve, reject) => {
@@ -66,7 +74,9 @@ export class DynamicBatcher<T, R> {
         resolve,
         reject,
       };
-      this.queue.push({ request, start: 0, end: items.length, enqueuedAt: performance.now() });
+      const noWait = opts.noWait === true;
+      this.queue.push({ request, start: 0, end: items.length, enqueuedAt: performance.now(), noWait });
+      if (noWait) this.urgent++;
       this.queued += items.length;
       this.schedule();
     });
@@ -79,13 +89,14 @@ export class DynamicBatcher<T, R> {
     this.timer = undefined;
     for (const seg of this.queue.splice(0)) this.fail(seg.request, reason);
     this.queued = 0;
+    this.urgent = 0;
   }
 
   private schedule(): void {
     if (this.inFlight >= (this.opts.maxInFlight ?? 1) || this.queued === 0) return;
     const oldest = this.queue[0]!.enqueuedAt;
     const waited = performance.now() - oldest;
-    if (this.queued >= this.opts.maxBatch || waited >= this.opts.maxWaitMs) {
+    if (this.queued >= this.opts.maxBatch || waited >= this.opts.maxWaitMs || this.urgent > 0) {
       if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
       // Run on the next turn so that callers submitting in the same tick coalesce.
@@ -111,7 +122,10 @@ export class DynamicBatcher<T, R> {
       taken.push({ ...seg, end: seg.start + n });
       seg.start += n;
       room -= n;
-      if (seg.start === seg.end) this.queue.shift();
+      if (seg.start === seg.end) {
+        this.queue.shift();
+        if (seg.noWait) this.urgent--;
+      }
     }
     this.queued -= this.opts.maxBatch - room;
     return taken;
@@ -157,6 +171,7 @@ export class DynamicBatcher<T, R> {
       const seg = this.queue[i]!;
       if (seg.request === request) {
         this.queued -= seg.end - seg.start;
+        if (seg.noWait) this.urgent--;
         this.queue.splice(i, 1);
       }
     }

@@ -5,7 +5,9 @@
  */
 export {
   InferencePool,
+  outcomesOf,
   type BatchEvent,
+  type EmbeddingBatch,
   type EmbedOutcome,
   type InferenceOptions,
   type InferenceStats,
@@ -25,4 +27,5 @@ export {
   type ItemErrorKind,
 } from './errors.js';
 export { DynamicBatcher, type BatcherOptions } from './batcher.js';
+export { type PackedTokens } from './text-preprocess.js';
 export { bundledModels, MODELS_DIR, type BundledModels } from './bundled-models.js';

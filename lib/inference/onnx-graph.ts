@@ -4,7 +4,7 @@ import onnxProto, { type onnx } from 'onnx-proto';
 const proto = onnxProto.onnx;
 
 /** ONNX element types the generated models use. */
-export const DType = { float: 1, int64: 7 } as const;
+export const DType = { float: 1, int32: 6, int64: 7 } as const;
 type DTypeName = keyof typeof DType;
 
 /** One dimension of a graph input or output: a fixed size or a symbolic name (`batch`, `seq`). */

@@ -5,7 +5,7 @@ import { InferenceError, InferenceItemError, ItemsRejectedError } from './errors
 import { ImagePreprocessor } from './image-preprocess.js';
 import { readManifest, type ModelManifest } from './manifest.js';
 import { createSessionOn, type ProviderName, type ProviderRequest } from './providers.js';
-import { TextPreprocessor, type TokenizedText } from './text-preprocess.js';
+import { TextPreprocessor, type PackedTokens, type TokenizedText } from './text-preprocess.js';
 import { TokenizerThreads } from './tokenizer-threads.js';
 
 /** A model directory (`model.onnx`, `sluice-model.json`, `tokenizer.json` for text) and the version expected in it. */
@@ -42,12 +42,15 @@ export interface InferenceOptions {
   maxWaitMs?: number;
   /**
    * Worker threads that tokenize large text requests (≥ 256 texts) in parallel; 0 tokenizes on the calling thread.
-   * Worth it where the model outruns one tokenizer thread (small models, GPUs). @default 0
+   * A request goes to the threads in pieces of two batches, and each piece runs as soon as it is back, so the
+   * threads tokenize while `session.run` holds this thread (onnxruntime-node 1.30 runs the model synchronously on
+   * the JS thread). Worth it wherever there are cores to spare (GPU hosts; small models). @default 0
    */
   tokenizerThreads?: number;
   /**
-   * Batches of one model running at once: with 2, the next batch's feeds are built while the previous one runs.
-   * Measured on an H100 (BENCHMARKS.md, inference §7): no gain over 1 for the generated models. @default 1
+   * Batches of one model the dynamic batcher runs at once. onnxruntime-node 1.30 runs `session.run` synchronously
+   * on the JS thread (in a `setImmediate`), so a second batch cannot overlap the first on this thread; measured on
+   * an H100 (BENCHMARKS.md, inference §7): no gain over 1. Overlap comes from `tokenizerThreads`. @default 1
    */
   batchesInFlight?: number;
   /** Called after every batch (metrics). */
@@ -98,13 +101,36 @@ type TextItem = TokenizedText;
 
 /** Requests with at least this many texts go to the tokenizer threads (smaller ones are not worth the hop). */
 const THREADED_TOKENIZE_MIN = 256;
+/** Texts per tokenizer-thread request, in batches: the first batches run while the threads tokenize the rest. */
+const THREAD_PIECE_BATCHES = 2;
 type ImageItem = Float32Array;
+
+/**
+ * What {@link InferencePool.embedTextBatch} returns: every input's vector in ONE Float32Array (no array, object or
+ * promise per item). `vectors.subarray(i * dimensions, (i + 1) * dimensions)` is input `i`'s vector (a view: copy
+ * it with `slice` to keep it without keeping the whole batch's buffer).
+ */
+export interface EmbeddingBatch {
+  /** Inputs asked for: the rows of `vectors`. */
+  count: number;
+  dimensions: number;
+  /** `count × dimensions`, row `i` = input `i`; the rows of rejected inputs are zeros. */
+  vectors: Float32Array;
+  /** The rejected inputs (over-long, empty, undecodable), by ascending index; they entered no batch. */
+  rejected: InferenceItemError[];
+}
 
 /** A loaded model: its session, preprocessing, batcher and counters. */
 class ModelRuntime {
   readonly stats: Omit<ModelStats, 'meanBatchSize' | 'meanBatchMs'>;
   readonly textBatcher?: DynamicBatcher<TextItem, Float32Array>;
   readonly imageBatcher?: DynamicBatcher<ImageItem, Float32Array>;
+  readonly maxBatch: number;
+  /** Set by `release`: direct batches refuse to start. */
+  private released = false;
+  private readonly onBatch: InferenceOptions['onBatch'];
+  /** The manifest's attention_mask input, if any (mean pooling averages over it; without one, over every position). */
+  private readonly hasMask: boolean;
 
   constructor(
     readonly loaded: LoadedModel,
@@ -116,6 +142,9 @@ class ModelRuntime {
       Pick<InferenceOptions, 'onBatch' | 'batchesInFlight'>,
   ) {
     const m = loaded.manifest;
+    this.maxBatch = opts.maxBatch;
+    this.onBatch = opts.onBatch;
+    this.hasMask = m.inputs.some((i) => i.role === 'attention_mask');
     this.stats = {
       model: m.name,
       version: m.version,
@@ -127,38 +156,36 @@ class ModelRuntime {
       runSeconds: 0,
       maxBatchSize: 0,
     };
-    const timed = async <T>(items: T[], build: (items: T[]) => Record<string, ort.Tensor>) => {
-      const started = performance.now();
-      const vectors = await this.runBatch(build(items), items.length);
-      const runMs = performance.now() - started;
-      this.stats.batches++;
-      this.stats.items += items.length;
-      this.stats.runSeconds += runMs / 1000;
-      this.stats.maxBatchSize = Math.max(this.stats.maxBatchSize, items.length);
-      opts.onBatch?.({
-        model: m.name,
-        version: m.version,
-        provider: loaded.provider,
-        kind: m.kind,
-        size: items.length,
-        runMs,
-      });
-      return vectors;
-    };
     const batcherOpts = {
       maxBatch: opts.maxBatch,
       maxWaitMs: opts.maxWaitMs,
       maxInFlight: opts.batchesInFlight ?? 1,
     };
+    const d = m.dimensions;
+    const views = (out: Float32Array, n: number) => {
+      const vectors = new Array<Float32Array>(n);
+      for (let r = 0; r < n; r++) vectors[r] = out.subarray(r * d, (r + 1) * d);
+      return vectors;
+    };
     if (m.kind === 'text') {
       this.textBatcher = new DynamicBatcher<TextItem, Float32Array>({
         ...batcherOpts,
-        run: (items) => timed(items, (b) => this.textFeeds(b)),
+        run: async (items) => {
+          const out = new Float32Array(items.length * d);
+          await this.runTextRows(packItems(items), 0, items.length, out);
+          return views(out, items.length);
+        },
       });
     } else {
       this.imageBatcher = new DynamicBatcher<ImageItem, Float32Array>({
         ...batcherOpts,
-        run: (items) => timed(items, (b) => this.imageFeeds(b)),
+        run: async (items) => {
+          const out = new Float32Array(items.length * d);
+          await this.timed(items.length, () =>
+            this.runFeeds(this.imageFeeds(items), items.length, undefined, out, undefined),
+          );
+          return views(out, items.length);
+        },
       });
     }
   }
@@ -167,11 +194,68 @@ class ModelRuntime {
     return `model "${this.loaded.manifest.name}" version ${this.loaded.manifest.version} (${this.loaded.path})`;
   }
 
-  private textFeeds(items: TextItem[]): Record<string, ort.Tensor> {
+  /** Runs `batch` (building its feeds and `session.run`), counting it and reporting it to `onBatch`. */
+  private async timed(size: number, batch: () => Promise<void>): Promise<void> {
+    const started = performance.now();
+    await batch();
+    const runMs = performance.now() - started;
+    this.stats.batches++;
+    this.stats.items += size;
+    this.stats.runSeconds += runMs / 1000;
+    if (size > this.stats.maxBatchSize) this.stats.maxBatchSize = size;
+    if (this.onBatch) {
+      const m = this.loaded.manifest;
+      this.onBatch({ model: m.name, version: m.version, provider: this.loaded.provider, kind: m.kind, size, runMs });
+    }
+  }
+
+  /**
+   * Good texts `from … to` of `p` as ONE batch: pads their ids straight into the batch's feeds, runs the session and
+   * writes text `k`'s vector at row `p.index[k]` of `out`.
+   */
+  runTextRows(p: PackedTokens, from: number, to: number, out: Float32Array): Promise<void> {
+    if (this.released) {
+      return Promise.reject(new InferenceError('pool-closed', `${this.label}: the inference pool was closed`));
+    }
+    return this.timed(to - from, () => {
+      const { feeds, lengths } = this.textFeeds(p, from, to);
+      return this.runFeeds(feeds, to - from, lengths, out, p.index.subarray(from, to));
+    });
+  }
+
+  /**
+   * Embeds every good text of `p` into `out` (row `p.index[k]`): full batches run at once, on their own; the rest
+   * (fewer than `maxBatch` texts) goes through the dynamic batcher to share a batch with other callers' texts —
+   * without waiting for them when this request is `bulk` (it had at least `maxBatch` texts: its caller has
+   * nothing more to add).
+   */
+  async embedPacked(p: PackedTokens, out: Float32Array, bulk: boolean): Promise<void> {
+    const full = p.count - (p.count % this.maxBatch);
+    for (let from = 0; from < full; from += this.maxBatch) await this.runTextRows(p, from, from + this.maxBatch, out);
+    if (full === p.count) return;
+    const rest: TextItem[] = [];
+    for (let k = full; k < p.count; k++) {
+      const s = p.starts[k]!;
+      const e = p.starts[k + 1]!;
+      rest.push({ ids: p.ids.subarray(s, e), typeIds: p.typeIds?.subarray(s, e) });
+    }
+    const vectors = await this.textBatcher!.submit(rest, { noWait: bulk || full > 0 });
+    const d = this.loaded.manifest.dimensions;
+    for (let k = full; k < p.count; k++) out.set(vectors[k - full]!, p.index[k]! * d);
+  }
+
+  private textFeeds(p: PackedTokens, from: number, to: number) {
     const m = this.loaded.manifest;
     const spec = m.text!;
-    const seq = spec.padding === 'max' ? spec.maxTokens : Math.max(...items.map((t) => t.ids.length));
-    const n = items.length;
+    const n = to - from;
+    const lengths = new Int32Array(n);
+    let longest = 0;
+    for (let r = 0; r < n; r++) {
+      const len = p.starts[from + r + 1]! - p.starts[from + r]!;
+      lengths[r] = len;
+      if (len > longest) longest = len;
+    }
+    const seq = spec.padding === 'max' ? spec.maxTokens : longest;
     const feeds: Record<string, ort.Tensor> = {};
     for (const input of m.inputs) {
       if (input.role === 'pixel_values') {
@@ -185,20 +269,27 @@ class ModelRuntime {
       // int64 values are written as their low 32 bits through an Int32 view (ids are small and non-negative;
       // little-endian, as on every platform onnxruntime-node ships for): a BigInt per token is ~20× slower.
       const data = new Int32Array(buffer.buffer);
-      const stride = wide ? 2 : 1;
-      if (input.role === 'input_ids' && spec.padId !== 0)
-        for (let k = 0; k < n * seq; k++) data[k * stride] = spec.padId;
+      const source = input.role === 'input_ids' ? p.ids : input.role === 'token_type_ids' ? p.typeIds : undefined;
+      if (input.role === 'input_ids' && spec.padId !== 0) {
+        if (wide) for (let k = 0; k < n * seq; k++) data[k * 2] = spec.padId;
+        else data.fill(spec.padId);
+      }
       for (let r = 0; r < n; r++) {
-        const item = items[r]!;
+        const start = p.starts[from + r]!;
+        const len = lengths[r]!;
         const base = r * seq;
-        const len = item.ids.length;
-        if (input.role === 'input_ids') for (let j = 0; j < len; j++) data[(base + j) * stride] = item.ids[j]!;
-        else if (input.role === 'attention_mask') for (let j = 0; j < len; j++) data[(base + j) * stride] = 1;
-        else for (let j = 0; j < len; j++) data[(base + j) * stride] = item.typeIds?.[j] ?? 0;
+        if (input.role === 'attention_mask') {
+          if (wide) for (let j = 0; j < len; j++) data[(base + j) * 2] = 1;
+          else data.fill(1, base, base + len);
+        } else if (source) {
+          // Token type ids absent from the packed tokens are all 0: the zeroed buffer already says so.
+          if (wide) for (let j = 0; j < len; j++) data[(base + j) * 2] = source[start + j]!;
+          else data.set(source.subarray(start, start + len), base);
+        }
       }
       feeds[input.name] = new ort.Tensor(wide ? 'int64' : 'int32', buffer, [n, seq]);
     }
-    return feeds;
+    return { feeds, lengths };
   }
 
   private imageFeeds(items: ImageItem[]): Record<string, ort.Tensor> {
@@ -210,12 +301,26 @@ class ModelRuntime {
     return { [input.name]: new ort.Tensor('float32', data, [items.length, 3, pre.height, pre.width]) };
   }
 
-  private async runBatch(feeds: Record<string, ort.Tensor>, n: number): Promise<Float32Array[]> {
+  /**
+   * Runs the session on `feeds` (a batch of `n`) and writes batch row `r`'s vector at row `rows[r]` of `out` (row `r`
+   * without `rows`), pooled over its first `lengths[r]` tokens for token-level outputs, L2-normalised if the
+   * manifest says so.
+   */
+  private async runFeeds(
+    feeds: Record<string, ort.Tensor>,
+    n: number,
+    lengths: Int32Array | undefined,
+    out: Float32Array,
+    rows: Int32Array | undefined,
+  ): Promise<void> {
     const m = this.loaded.manifest;
-    let out: ort.InferenceSession.ReturnType;
+    let outputs: ort.InferenceSession.ReturnType;
     try {
-      out = await this.session.run(feeds);
+      outputs = await this.session.run(feeds);
     } catch (err) {
+      if (this.released) {
+        throw new InferenceError('pool-closed', `${this.label}: the inference pool was closed`, { cause: err });
+      }
       const msg = (err as Error).message ?? String(err);
       const tensor = Object.keys(feeds).find((name) => msg.includes(name)) ?? Object.keys(feeds).join(', ');
       const shapes = Object.entries(feeds)
@@ -228,11 +333,11 @@ class ModelRuntime {
         { cause: err },
       );
     }
-    const result = out[m.output.name];
+    const result = outputs[m.output.name];
     if (!result) {
       throw new InferenceError(
         'model-input-mismatch',
-        `${this.label} has no output tensor "${m.output.name}"; its outputs are ${Object.keys(out).join(', ')}`,
+        `${this.label} has no output tensor "${m.output.name}"; its outputs are ${Object.keys(outputs).join(', ')}`,
       );
     }
     const dims = result.dims;
@@ -246,45 +351,35 @@ class ModelRuntime {
       );
     }
     const data = result.data as Float32Array;
-    const vectors: Float32Array[] = [];
+    const rowOf = (r: number) => (rows ? rows[r]! : r) * d;
     if (!tokenLevel) {
-      for (let i = 0; i < n; i++) vectors.push(data.slice(i * d, (i + 1) * d));
+      const contiguous = !rows || n === 0 || rows[n - 1]! - rows[0]! === n - 1;
+      if (contiguous) out.set(data.subarray(0, n * d), rowOf(0));
+      else for (let r = 0; r < n; r++) out.set(data.subarray(r * d, (r + 1) * d), rowOf(r));
     } else {
       const seq = dims[1]!;
-      const mask = this.maskOf(feeds, n, seq);
-      for (let i = 0; i < n; i++) {
-        const v = new Float32Array(d);
-        if (m.pooling === 'cls') v.set(data.subarray(i * seq * d, i * seq * d + d));
-        else {
-          let count = 0;
-          for (let t = 0; t < seq; t++) {
-            if (!mask[i * seq + t]) continue;
-            count++;
-            const base = (i * seq + t) * d;
-            for (let k = 0; k < d; k++) v[k] = v[k]! + data[base + k]!;
-          }
-          if (count > 0) for (let k = 0; k < d; k++) v[k] = v[k]! / count;
+      for (let r = 0; r < n; r++) {
+        const at = rowOf(r);
+        const base = r * seq * d;
+        if (m.pooling === 'cls') {
+          out.set(data.subarray(base, base + d), at);
+          continue;
         }
-        vectors.push(v);
+        // Mean over the attended positions: the first lengths[r] tokens (every position without a mask input).
+        const count = this.hasMask && lengths ? Math.min(lengths[r]!, seq) : seq;
+        for (let t = 0; t < count; t++) {
+          const b = base + t * d;
+          for (let k = 0; k < d; k++) out[at + k] = out[at + k]! + data[b + k]!;
+        }
+        if (count > 0) for (let k = 0; k < d; k++) out[at + k] = out[at + k]! / count;
       }
     }
-    if (m.normalize) for (const v of vectors) l2normalize(v);
+    if (m.normalize) for (let r = 0; r < n; r++) l2normalizeAt(out, rowOf(r), d);
     result.dispose?.();
-    return vectors;
-  }
-
-  private maskOf(feeds: Record<string, ort.Tensor>, n: number, seq: number): Uint8Array {
-    const input = this.loaded.manifest.inputs.find((i) => i.role === 'attention_mask');
-    const mask = new Uint8Array(n * seq).fill(1);
-    const t = input ? feeds[input.name] : undefined;
-    if (t) {
-      const data = t.data as BigInt64Array | Int32Array;
-      for (let i = 0; i < n * seq; i++) mask[i] = Number(data[i]) !== 0 ? 1 : 0;
-    }
-    return mask;
   }
 
   async release(): Promise<void> {
+    this.released = true;
     const closed = new InferenceError('pool-closed', `${this.label}: the inference pool was closed`);
     this.textBatcher?.close(closed);
     this.imageBatcher?.close(closed);
@@ -293,11 +388,30 @@ class ModelRuntime {
   }
 }
 
-function l2normalize(v: Float32Array): void {
+/** Packs per-item token arrays (the batcher's items) into one {@link PackedTokens}, indexes 0…n−1. */
+function packItems(items: readonly TextItem[]): PackedTokens {
+  const n = items.length;
+  const starts = new Int32Array(n + 1);
+  for (let r = 0; r < n; r++) starts[r + 1] = starts[r]! + items[r]!.ids.length;
+  const ids = new Int32Array(starts[n]!);
+  const typed = items.some((t) => t.typeIds);
+  const typeIds = typed ? new Int32Array(starts[n]!) : undefined;
+  const index = new Int32Array(n);
+  for (let r = 0; r < n; r++) {
+    const t = items[r]!;
+    ids.set(t.ids, starts[r]!);
+    if (typeIds && t.typeIds) typeIds.set(t.typeIds, starts[r]!);
+    index[r] = r;
+  }
+  return { count: n, ids, typeIds, starts, index, errors: [] };
+}
+
+/** L2-normalises `v[at … at + d)` in place. */
+function l2normalizeAt(v: Float32Array, at: number, d: number): void {
   let s = 0;
-  for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!;
+  for (let i = at; i < at + d; i++) s += v[i]! * v[i]!;
   const norm = Math.sqrt(s);
-  if (norm > 0) for (let i = 0; i < v.length; i++) v[i] = v[i]! / norm;
+  if (norm > 0) for (let i = at; i < at + d; i++) v[i] = v[i]! / norm;
 }
 
 /** Checks that the ONNX graph has the inputs and output the manifest names, with compatible fixed sizes. */
@@ -439,8 +553,10 @@ export class InferencePool {
   async warmUp(models: readonly ModelRef[]): Promise<void> {
     for (const ref of models) {
       const rt = await this.runtime(ref);
-      if (rt.loaded.manifest.kind === 'text') await this.embedTexts(ref, ['warm up']);
-      else {
+      if (rt.loaded.manifest.kind === 'text') {
+        await this.embedTexts(ref, ['warm up']);
+        await rt.tokenizerThreads?.warmUp();
+      } else {
         const pre = rt.image!;
         await rt.imageBatcher!.submit([new Float32Array(pre.size)]);
       }
@@ -448,10 +564,14 @@ export class InferencePool {
   }
 
   /**
-   * Embeds texts; resolves with one outcome per text, in order. Rejected texts (too long, empty) get their
-   * {@link InferenceItemError} and do not enter a batch; the others are embedded.
+   * Embeds texts in bulk: one {@link EmbeddingBatch} (all vectors in one Float32Array, row `i` = `texts[i]`) and the
+   * rejected texts (too long, empty: they enter no batch, their rows stay zero). The backfill's path: texts are
+   * tokenized straight into flat arrays, full batches run without the dynamic batcher's wait, and no array, object
+   * or promise is made per text. With `tokenizerThreads`, large requests are tokenized on the threads a few batches
+   * at a time while the first batches run. Smaller requests (under `maxBatch` texts) still share batches with
+   * concurrent callers.
    */
-  async embedTextsSettled(model: ModelRef, texts: readonly string[]): Promise<EmbedOutcome[]> {
+  async embedTextBatch(model: ModelRef, texts: readonly string[]): Promise<EmbeddingBatch> {
     const rt = await this.runtime(model);
     if (!rt.text || !rt.textBatcher) {
       throw new InferenceError(
@@ -459,35 +579,67 @@ export class InferencePool {
         `model "${rt.loaded.manifest.name}" is an image model; use embedImages`,
       );
     }
-    const outcomes = new Array<EmbedOutcome>(texts.length);
-    const good: TextItem[] = [];
-    const goodIndex: number[] = [];
-    const reject = (i: number, error: InferenceItemError) => {
-      outcomes[i] = { ok: false, error };
-      rt.stats.rejectedItems++;
-    };
+    const d = rt.loaded.dimensions;
+    const vectors = new Float32Array(texts.length * d);
+    const rejected: InferenceItemError[] = [];
     if (rt.tokenizerThreads && texts.length >= THREADED_TOKENIZE_MIN) {
-      (await rt.tokenizerThreads.encode(texts)).forEach((t, i) => {
-        if (t instanceof InferenceItemError) reject(i, t);
-        else {
-          good.push(t);
-          goodIndex.push(i);
-        }
-      });
+      // All pieces are posted at once; each runs as soon as it is back, while the threads tokenize the next ones.
+      const piece = rt.maxBatch * THREAD_PIECE_BATCHES;
+      const parts: Promise<PackedTokens>[] = [];
+      for (let start = 0; start < texts.length; start += piece)
+        parts.push(rt.tokenizerThreads.encodePacked(texts.slice(start, start + piece), start));
+      // A failed batch stops the loop; the pieces not awaited yet must not become unhandled rejections.
+      for (const part of parts) part.catch(() => undefined);
+      for (const part of parts) {
+        const packed = await part;
+        rejected.push(...packed.errors);
+        await rt.embedPacked(packed, vectors, true);
+      }
     } else {
-      texts.forEach((text, i) => {
-        try {
-          good.push(rt.text!.encode(text, i));
-          goodIndex.push(i);
-        } catch (err) {
-          if (!(err instanceof InferenceItemError)) throw err;
-          reject(i, err);
-        }
-      });
+      const packed = rt.text.encodeMany(texts);
+      rejected.push(...packed.errors);
+      await rt.embedPacked(packed, vectors, texts.length >= rt.maxBatch);
     }
-    const vectors = await rt.textBatcher.submit(good);
-    vectors.forEach((vector, k) => (outcomes[goodIndex[k]!] = { ok: true, vector }));
-    return outcomes;
+    rt.stats.rejectedItems += rejected.length;
+    return { count: texts.length, dimensions: d, vectors, rejected };
+  }
+
+  /**
+   * Embeds texts that are already tokenized (`PackedTokens`, e.g. from `TextPreprocessor.encodeMany` in a reader
+   * ahead of the model): row `tokens.index[k]` of the result is good text `k`'s vector, over `rows` rows. The batch
+   * path without its tokenizer; `tokens.errors` are passed through as `rejected`. A text longer than the model's
+   * `maxTokens` is a `model-input-mismatch` naming the model and `input_ids`.
+   */
+  async embedTokens(model: ModelRef, tokens: PackedTokens, rows = tokens.count): Promise<EmbeddingBatch> {
+    const rt = await this.runtime(model);
+    const spec = rt.loaded.manifest.text;
+    if (!spec || !rt.textBatcher) {
+      throw new InferenceError('wrong-model-kind', `model "${rt.loaded.manifest.name}" is an image model`);
+    }
+    for (let k = 0; k < tokens.count; k++) {
+      const len = tokens.starts[k + 1]! - tokens.starts[k]!;
+      const row = tokens.index[k]!;
+      if (len > spec.maxTokens || len < 1 || row < 0 || row >= rows) {
+        throw new InferenceError(
+          'model-input-mismatch',
+          `model "${rt.loaded.manifest.name}": tokenized text ${k} (row ${row} of ${rows}) has ${len} ids for ` +
+            `input_ids; the model takes 1 to ${spec.maxTokens} per text`,
+        );
+      }
+    }
+    const d = rt.loaded.dimensions;
+    const vectors = new Float32Array(rows * d);
+    await rt.embedPacked(tokens, vectors, tokens.count >= rt.maxBatch);
+    return { count: rows, dimensions: d, vectors, rejected: [...tokens.errors] };
+  }
+
+  /**
+   * Embeds texts; resolves with one outcome per text, in order. Rejected texts (too long, empty) get their
+   * {@link InferenceItemError} and do not enter a batch; the others are embedded. The vectors are views of one
+   * Float32Array per call ({@link embedTextBatch}); `slice` one to keep it alone.
+   */
+  async embedTextsSettled(model: ModelRef, texts: readonly string[]): Promise<EmbedOutcome[]> {
+    return outcomesOf(await this.embedTextBatch(model, texts));
   }
 
   /** Embeds texts; throws {@link ItemsRejectedError} when any text is rejected (use the settled variant to go on). */
@@ -568,6 +720,16 @@ export class InferencePool {
     const runtimes = await Promise.allSettled(entries);
     for (const r of runtimes) if (r.status === 'fulfilled') await r.value.release();
   }
+}
+
+/** One outcome per input of `batch`: its row (a view) or why it was rejected. */
+export function outcomesOf(batch: EmbeddingBatch): EmbedOutcome[] {
+  const d = batch.dimensions;
+  const outcomes = new Array<EmbedOutcome>(batch.count);
+  for (const error of batch.rejected) outcomes[error.index] = { ok: false, error };
+  for (let i = 0; i < batch.count; i++)
+    outcomes[i] ??= { ok: true, vector: batch.vectors.subarray(i * d, (i + 1) * d) };
+  return outcomes;
 }
 
 function strict(outcomes: EmbedOutcome[]): Float32Array[] {

@@ -11,6 +11,43 @@ export interface TokenizedText {
   typeIds: Int32Array | undefined;
 }
 
+/**
+ * Many tokenized texts in three flat arrays (no object or array per text): good text `k` (the `k`-th text that was
+ * not rejected) is `texts[index[k]]` and its ids are `ids[starts[k] … starts[k + 1])`. What the batch path pads
+ * into a batch's feeds directly.
+ */
+export interface PackedTokens {
+  /** Good texts. */
+  count: number;
+  ids: Int32Array;
+  /** Token type ids, parallel to `ids`; `undefined` when all are 0. */
+  typeIds: Int32Array | undefined;
+  /** `count + 1` offsets into `ids`. */
+  starts: Int32Array;
+  /** Index of good text `k` in the caller's array (plus the `offset` given to `encodeMany`). */
+  index: Int32Array;
+  /** The rejected texts, by ascending index. */
+  errors: InferenceItemError[];
+}
+
+/** A growable Int32Array. */
+class IntBuffer {
+  data: Int32Array;
+  length = 0;
+  constructor(capacity: number) {
+    this.data = new Int32Array(Math.max(16, capacity));
+  }
+  reserve(extra: number): void {
+    if (this.length + extra <= this.data.length) return;
+    const grown = new Int32Array(Math.max(this.data.length * 2, this.length + extra));
+    grown.set(this.data.subarray(0, this.length));
+    this.data = grown;
+  }
+  trimmed(): Int32Array {
+    return this.data.subarray(0, this.length);
+  }
+}
+
 /** The text preprocessing a model's manifest describes: its tokenizer, the token budget and the over-length rule. */
 export class TextPreprocessor {
   private constructor(
@@ -59,27 +96,102 @@ export class TextPreprocessor {
   }
 
   /**
+   * Tokenizes `texts` into one {@link PackedTokens}; same ids, truncation and per-item errors as {@link encode}
+   * (error indexes are `offset + i`), without a per-text allocation on the fast WordPiece path.
+   */
+  encodeMany(texts: readonly string[], offset = 0): PackedTokens {
+    const n = texts.length;
+    const ids = new IntBuffer(n * 16);
+    let types: IntBuffer | undefined;
+    const starts = new Int32Array(n + 1);
+    const index = new Int32Array(n);
+    const errors: InferenceItemError[] = [];
+    const scratch: number[] = [];
+    let count = 0;
+    for (let i = 0; i < n; i++) {
+      const text = texts[i]!;
+      let tokens: ArrayLike<number>;
+      let typeIds: ArrayLike<number> | undefined;
+      try {
+        if (text.trim() === '') throw this.emptyText(offset + i);
+        scratch.length = 0;
+        if (this.fast?.encodeInto(text, scratch)) tokens = scratch;
+        else {
+          const encoding = this.tokenizer.encode(text);
+          tokens = encoding.ids;
+          typeIds = encoding.token_type_ids;
+        }
+      } catch (err) {
+        if (!(err instanceof InferenceItemError)) throw err;
+        errors.push(err);
+        continue;
+      }
+      let len = tokens.length;
+      let sepLast = false;
+      if (len > this.maxTokens) {
+        if (this.overLength === 'error') {
+          errors.push(this.tooLong(offset + i, len, text.length));
+          continue;
+        }
+        sepLast = this.sepId !== undefined && tokens[len - 1] === this.sepId;
+        len = this.maxTokens;
+      }
+      ids.reserve(len);
+      const at = ids.length;
+      const d = ids.data;
+      for (let j = 0; j < len; j++) d[at + j] = tokens[j]!;
+      if (sepLast) d[at + len - 1] = this.sepId!;
+      if (typeIds && !types) {
+        types = new IntBuffer(ids.data.length);
+        types.length = at;
+      }
+      if (types) {
+        types.reserve(len);
+        const t = types.data;
+        for (let j = 0; j < len; j++) t[at + j] = typeIds?.[j] ?? 0;
+        types.length = at + len;
+      }
+      ids.length = at + len;
+      index[count] = offset + i;
+      count++;
+      starts[count] = ids.length;
+    }
+    return {
+      count,
+      ids: ids.trimmed(),
+      typeIds: types?.trimmed(),
+      starts: starts.subarray(0, count + 1),
+      index: index.subarray(0, count),
+      errors,
+    };
+  }
+
+  private emptyText(index: number): InferenceItemError {
+    return new InferenceItemError('empty-text', index, `item #${index}: the text is empty; nothing to embed`);
+  }
+
+  private tooLong(index: number, tokens: number, chars: number): InferenceItemError {
+    return new InferenceItemError(
+      'text-too-long',
+      index,
+      `item #${index}: the text has ${tokens} tokens, over model "${this.modelName}"'s limit of ` +
+        `${this.maxTokens} (${chars} characters); shorten it, or set overLength "truncate" in the manifest`,
+    );
+  }
+
+  /**
    * Tokenizes one text. An empty text, or one over `maxTokens` under `overLength: "error"`, is an
    * {@link InferenceItemError} for item `index`; under `"truncate"` the ids are cut and the last one is the
    * separator again, as Hugging Face's truncation does.
    */
   encode(text: string, index: number): TokenizedText {
-    if (text.trim() === '') {
-      throw new InferenceItemError('empty-text', index, `item #${index}: the text is empty; nothing to embed`);
-    }
+    if (text.trim() === '') throw this.emptyText(index);
     const fastIds = this.fast?.encode(text);
     const encoding = fastIds ? undefined : this.tokenizer.encode(text);
     let ids = fastIds ?? encoding!.ids;
     let typeIds = encoding?.token_type_ids;
     if (ids.length > this.maxTokens) {
-      if (this.overLength === 'error') {
-        throw new InferenceItemError(
-          'text-too-long',
-          index,
-          `item #${index}: the text has ${ids.length} tokens, over model "${this.modelName}"'s limit of ` +
-            `${this.maxTokens} (${text.length} characters); shorten it, or set overLength "truncate" in the manifest`,
-        );
-      }
+      if (this.overLength === 'error') throw this.tooLong(index, ids.length, text.length);
       const last = ids[ids.length - 1];
       ids = ids.slice(0, this.maxTokens);
       if (this.sepId !== undefined && last === this.sepId) ids[ids.length - 1] = this.sepId;

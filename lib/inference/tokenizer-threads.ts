@@ -1,7 +1,7 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { InferenceItemError, type ItemErrorKind } from './errors.js';
 import type { ModelManifest } from './manifest.js';
-import { TextPreprocessor, type TokenizedText } from './text-preprocess.js';
+import { TextPreprocessor, type PackedTokens, type TokenizedText } from './text-preprocess.js';
 
 /**
  * Tokenization on worker threads. @huggingface/tokenizers runs at roughly 10–15k short texts/s on one thread, far
@@ -28,9 +28,9 @@ interface EncodeRequest {
 interface EncodeResponse {
   id: number;
   ids: Int32Array;
-  /** Token count per text; −1 for a rejected text. */
-  lengths: Int32Array;
   typeIds: Int32Array | undefined;
+  starts: Int32Array;
+  index: Int32Array;
   errors: { index: number; kind: ItemErrorKind; message: string }[];
 }
 
@@ -39,37 +39,15 @@ if (!isMainThread && init && parentPort) {
   const port = parentPort;
   const pre = await TextPreprocessor.load(init.dir, init.manifest);
   port.on('message', (req: EncodeRequest) => {
-    const encoded: (TokenizedText | undefined)[] = [];
-    const errors: EncodeResponse['errors'] = [];
-    let total = 0;
-    req.texts.forEach((text, k) => {
-      try {
-        const t = pre.encode(text, req.offset + k);
-        encoded.push(t);
-        total += t.ids.length;
-      } catch (err) {
-        if (!(err instanceof InferenceItemError)) throw err;
-        encoded.push(undefined);
-        errors.push({ index: err.index, kind: err.kind, message: err.message });
-      }
-    });
-    const ids = new Int32Array(total);
-    const lengths = new Int32Array(req.texts.length);
-    const withTypes = encoded.some((t) => t?.typeIds);
-    const typeIds = withTypes ? new Int32Array(total) : undefined;
-    let at = 0;
-    encoded.forEach((t, k) => {
-      if (!t) {
-        lengths[k] = -1;
-        return;
-      }
-      ids.set(t.ids, at);
-      if (typeIds && t.typeIds) typeIds.set(t.typeIds, at);
-      lengths[k] = t.ids.length;
-      at += t.ids.length;
-    });
-    const res: EncodeResponse = { id: req.id, ids, lengths, typeIds, errors };
-    port.postMessage(res, [ids.buffer, lengths.buffer, ...(typeIds ? [typeIds.buffer] : [])]);
+    const p = pre.encodeMany(req.texts, req.offset);
+    // Copies of the used parts (the packed arrays may be views of larger buffers), transferred, not cloned.
+    const ids = p.ids.slice();
+    const typeIds = p.typeIds?.slice();
+    const starts = p.starts.slice();
+    const index = p.index.slice();
+    const errors = p.errors.map((e) => ({ index: e.index, kind: e.kind, message: e.message }));
+    const res: EncodeResponse = { id: req.id, ids, typeIds, starts, index, errors };
+    port.postMessage(res, [ids.buffer, starts.buffer, index.buffer, ...(typeIds ? [typeIds.buffer] : [])]);
   });
 }
 
@@ -120,9 +98,14 @@ export class TokenizerThreads {
     });
   }
 
-  private request(texts: string[], offset: number): Promise<EncodeResponse> {
+  /** Resolves once every thread has loaded the tokenizer and answered (a model's warm-up). */
+  async warmUp(): Promise<void> {
+    await Promise.all(this.workers.map((w) => this.request(['warm up'], 0, w)));
+  }
+
+  private request(texts: string[], offset: number, to?: Worker): Promise<EncodeResponse> {
     const id = this.nextId++;
-    const worker = this.workers[this.nextWorker++ % this.workers.length]!;
+    const worker = to ?? this.workers[this.nextWorker++ % this.workers.length]!;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.inFlight.set(worker, (this.inFlight.get(worker) ?? 0) + 1);
@@ -131,26 +114,36 @@ export class TokenizerThreads {
     });
   }
 
+  /**
+   * Tokenizes `texts[0 … n)` on one thread (the next in turn) into packed tokens; `index` and the errors' indexes
+   * count from `offset` (the position of `texts[0]` in the caller's array).
+   */
+  async encodePacked(texts: string[], offset: number): Promise<PackedTokens> {
+    const res = await this.request(texts, offset);
+    return {
+      count: res.index.length,
+      ids: res.ids,
+      typeIds: res.typeIds,
+      starts: res.starts,
+      index: res.index,
+      errors: res.errors.map((e) => new InferenceItemError(e.kind, e.index, e.message)),
+    };
+  }
+
   /** Tokenizes `texts` across the threads; one outcome per text, in order. */
   async encode(texts: readonly string[]): Promise<TokenizeOutcome[]> {
     const per = Math.ceil(texts.length / this.workers.length);
-    const parts: Promise<EncodeResponse>[] = [];
+    const parts: Promise<PackedTokens>[] = [];
     for (let start = 0; start < texts.length; start += per)
-      parts.push(this.request(texts.slice(start, start + per), start));
-    const outcomes: TokenizeOutcome[] = [];
-    for (const res of await Promise.all(parts)) {
-      const errors = new Map(res.errors.map((e) => [e.index, e]));
-      let at = 0;
-      res.lengths.forEach((len) => {
-        const index = outcomes.length;
-        if (len < 0) {
-          const e = errors.get(index)!;
-          outcomes.push(new InferenceItemError(e.kind, e.index, e.message));
-          return;
-        }
-        outcomes.push({ ids: res.ids.subarray(at, at + len), typeIds: res.typeIds?.subarray(at, at + len) });
-        at += len;
-      });
+      parts.push(this.encodePacked(texts.slice(start, start + per), start));
+    const outcomes = new Array<TokenizeOutcome>(texts.length);
+    for (const p of await Promise.all(parts)) {
+      for (const e of p.errors) outcomes[e.index] = e;
+      for (let k = 0; k < p.count; k++) {
+        const s = p.starts[k]!;
+        const e = p.starts[k + 1]!;
+        outcomes[p.index[k]!] = { ids: p.ids.subarray(s, e), typeIds: p.typeIds?.subarray(s, e) };
+      }
     }
     return outcomes;
   }

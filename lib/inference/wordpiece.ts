@@ -83,7 +83,22 @@ export class FastWordPiece {
     private readonly before: readonly number[],
     private readonly after: readonly number[],
     private readonly addedContents: readonly string[],
-  ) {}
+  ) {
+    this.addedFirstChars = [...new Set(addedContents.map((c) => c[0]!))];
+  }
+
+  /** The distinct first characters of the added tokens' contents (`[` for BERT): one scan each rules most texts out. */
+  private readonly addedFirstChars: readonly string[];
+
+  /** Whether `text` contains an added token's content. */
+  private holdsAddedToken(text: string): boolean {
+    for (const first of this.addedFirstChars) {
+      if (!text.includes(first)) continue;
+      for (const c of this.addedContents) if (text.includes(c)) return true;
+      return false;
+    }
+    return false;
+  }
 
   /**
    * Builds the fast path for a `tokenizer.json` (and the optional `tokenizer_config.json`), or says why it cannot:
@@ -189,8 +204,17 @@ export class FastWordPiece {
    * contains an added token's content (the library splits those out first; the caller uses it for this text).
    */
   encode(text: string): number[] | undefined {
-    for (const c of this.addedContents) if (text.includes(c)) return undefined;
-    const out: number[] = [...this.before];
+    const out: number[] = [];
+    return this.encodeInto(text, out) ? out : undefined;
+  }
+
+  /**
+   * {@link encode} appending to `out` (a scratch array the caller reuses, so that a batch of texts allocates no
+   * array per text); `false`, with `out` untouched, when the text is for the library.
+   */
+  encodeInto(text: string, out: number[]): boolean {
+    if (this.addedContents.length > 0 && this.holdsAddedToken(text)) return false;
+    for (const id of this.before) out.push(id);
     const norm = this.normalizer;
     if (this.preTokenizer === 'bert' && isPlainAscii(text)) {
       // Printable ASCII: cleaning, CJK spacing and accent stripping change nothing; tab/newline/CR are separators.
@@ -220,7 +244,7 @@ export class FastWordPiece {
       }
     }
     for (const id of this.after) out.push(id);
-    return out;
+    return true;
   }
 
   /** Greedy longest-match-first WordPiece of `s[start, end)`, appending ids to `out`. */
