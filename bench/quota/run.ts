@@ -1,14 +1,17 @@
 /**
- * `npm run bench:quota`: tunes our recommender on one trace seed, then replays a held-out seed with static limits,
+ * `npm run bench:quota`: tunes our recommender on one or more trace seeds, then replays a held-out seed with static limits,
  * the VPA recommender and ours, and writes bench/results/quota.json (+ quota-detail.json) and a Markdown report to
  * stdout for BENCHMARKS.md.
  *
- * Options: --tune-seed N (default 1), --report-seed N (default 2), --quotas N (default 125), --days N (default 30),
+ * Options: --tune-seeds N,M,... (tune jointly on these seeds: a candidate must pass the bar on every one, and the
+ * objective is its mean slack over them; default 1; must not overlap the report seed or --extra-seeds), --tune-seed N
+ * (the one-seed form), --tune-rounds N (coordinate-descent rounds; default 3 flat, 2 time-of-day), --report-seed N
+ * (default 2), --quotas N (default 125), --days N (default 30),
  * --no-tune (use the committed defaults as they are), --quick (one tuning round), --budget-strategy
  * tier-cut|tier-cut-scaled|water-fill (default tier-cut-scaled), --tune flat,tod (which modes to tune; default both:
  * the flat recommender's knobs, then the time-of-day schedule's knobs on top of them), --extra-seeds N,M (further
  * held-out seeds for the headline policies; default 3), --violation-room F (the tuner's bar: violation hours per class
- * ≤ F × VPA's on the tuning seed; default 0.9).
+ * ≤ F × VPA's on each tuning seed; default 0.9).
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -240,6 +243,93 @@ function violationsByClass(r: Run): ViolationLimits {
   return { memory, other: r.summary.violationHours - memory };
 }
 
+/** One tuning seed: its traces and the violation limits (room × VPA's per class on that seed). */
+interface TuneSet {
+  seed: number;
+  traces: TraceSet;
+  vpaViolationHours: ViolationLimits;
+  limits: ViolationLimits;
+}
+
+/** A candidate's result on one tuning seed. */
+interface SeedResult {
+  seed: number;
+  slack: number;
+  violationHours: ViolationLimits;
+  groupHoursOverBudget: number;
+  feasible: boolean;
+}
+
+function seedResult(set: TuneSet, r: Run): { result: SeedResult; excess: number } {
+  const v = violationsByClass(r);
+  const excess =
+    Math.max(0, v.memory - set.limits.memory) / Math.max(1, set.limits.memory) +
+    Math.max(0, v.other - set.limits.other) / Math.max(1, set.limits.other);
+  return {
+    result: {
+      seed: set.seed,
+      slack: r.summary.slack,
+      violationHours: v,
+      groupHoursOverBudget: r.groupHoursOverBudget,
+      feasible: excess === 0 && r.groupHoursOverBudget === 0,
+    },
+    excess,
+  };
+}
+
+/**
+ * Scores a candidate jointly on every tuning seed: feasible only if on EVERY seed its memory violation hours (OOMs)
+ * and other violation hours each stay within that seed's limits and no group-hour is over budget; a feasible
+ * candidate scores its mean slack over the seeds, an infeasible one 10 + its summed excess over the limits (so the
+ * search first walks towards feasibility). Once the incumbent is feasible no infeasible candidate can beat it, so
+ * the seeds after the first failing one are skipped (the score is then a lower bound, still ≥ 10).
+ */
+function jointScore(sets: TuneSet[], runOn: (traces: TraceSet) => Run, incumbentFeasible: boolean): number {
+  let slack = 0;
+  let excess = 0;
+  let feasible = true;
+  for (const set of sets) {
+    const { result, excess: e } = seedResult(set, runOn(set.traces));
+    slack += result.slack;
+    excess += e;
+    if (!result.feasible) {
+      feasible = false;
+      if (incumbentFeasible) break;
+    }
+  }
+  return feasible ? slack / sets.length : 10 + excess;
+}
+
+/** Builds the tuning sets: each seed's traces, VPA's violation hours and room × them as limits. */
+function tuneSets(seeds: number[], quotaCount: number, days: number, knobs: Knobs, room: number): TuneSet[] {
+  return seeds.map((seed) => {
+    const traces = generateTraces(seed, quotaCount, days);
+    const vpaViolationHours = violationsByClass(runPolicy(traces, 'vpa', simConfig(knobs)));
+    return {
+      seed,
+      traces,
+      vpaViolationHours,
+      limits: {
+        memory: Math.floor(vpaViolationHours.memory * room),
+        other: Math.floor(vpaViolationHours.other * room),
+      },
+    };
+  });
+}
+
+/** Every tuning seed's result for one configuration, and whether it passes on all of them. */
+function evaluateOnSets(
+  sets: TuneSet[],
+  runOn: (traces: TraceSet) => Run,
+): { meanSlack: number; feasible: boolean; seeds: SeedResult[] } {
+  const seeds = sets.map((set) => seedResult(set, runOn(set.traces)).result);
+  return {
+    meanSlack: seeds.reduce((a, r) => a + r.slack, 0) / seeds.length,
+    feasible: seeds.every((r) => r.feasible),
+    seeds,
+  };
+}
+
 type KnobPath = ['memory' | 'other', keyof ClassKnobs] | ['upDeadband' | 'downDeadband'];
 
 function setKnob(k: Knobs, path: KnobPath, v: number): Knobs {
@@ -257,12 +347,7 @@ function getKnob(k: Knobs, path: KnobPath): number {
  * within `limits` and that never exceed a group budget; an infeasible setting scores by how far over the limits it
  * is, so the search first walks towards feasibility.
  */
-function tune(
-  traces: TraceSet,
-  limits: ViolationLimits,
-  rounds: number,
-  log: (s: string) => void,
-): { knobs: Knobs; tried: number } {
+function tune(sets: TuneSet[], rounds: number, log: (s: string) => void): { knobs: Knobs; tried: number } {
   const classGrid: { [K in keyof ClassKnobs]: number[] } = {
     targetPercentile: [0.9, 0.95, 0.98, 0.99, 1],
     safetyMargin: [0, 0.05, 0.1, 0.15, 0.2, 0.3],
@@ -286,17 +371,13 @@ function tune(
     const key = JSON.stringify(k);
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
-    const r = runPolicy(traces, 'ours', simConfig(k));
-    const v = violationsByClass(r);
-    const excess =
-      Math.max(0, v.memory - limits.memory) / Math.max(1, limits.memory) +
-      Math.max(0, v.other - limits.other) / Math.max(1, limits.other);
-    const s = excess === 0 && r.groupHoursOverBudget === 0 ? r.summary.slack : 10 + excess;
+    const s = jointScore(sets, (t) => runPolicy(t, 'ours', simConfig(k)), bestScore < 10);
     cache.set(key, s);
     return s;
   };
   let best = defaultKnobs();
-  let bestScore = score(best);
+  let bestScore = Infinity;
+  bestScore = score(best);
   for (let round = 0; round < rounds; round++) {
     let improved = false;
     for (const [path, values] of grid) {
@@ -320,9 +401,8 @@ function tune(
 
 /** The same search for the time-of-day knobs, with the flat knobs fixed. */
 function tuneTod(
-  traces: TraceSet,
+  sets: TuneSet[],
   flat: Knobs,
-  limits: ViolationLimits,
   rounds: number,
   log: (s: string) => void,
 ): { knobs: TodKnobs; tried: number } {
@@ -426,17 +506,13 @@ function tuneTod(
     const key = JSON.stringify(t);
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
-    const r = runPolicy(traces, 'ours', todConfig(flat, t));
-    const v = violationsByClass(r);
-    const excess =
-      Math.max(0, v.memory - limits.memory) / Math.max(1, limits.memory) +
-      Math.max(0, v.other - limits.other) / Math.max(1, limits.other);
-    const sc = excess === 0 && r.groupHoursOverBudget === 0 ? r.summary.slack : 10 + excess;
+    const sc = jointScore(sets, (tr) => runPolicy(tr, 'ours', todConfig(flat, t)), bestScore < 10);
     cache.set(key, sc);
     return sc;
   };
   let best = defaultTodKnobs();
-  let bestScore = score(best);
+  let bestScore = Infinity;
+  bestScore = score(best);
   for (let round = 0; round < rounds; round++) {
     let improved = false;
     for (const [path, values] of grid) {
@@ -482,6 +558,18 @@ function PREVIOUS_TOD_KNOBS(t: TodKnobs): TodKnobs {
   };
 }
 
+/** A comma-separated list of whole-number seeds, without repeats. */
+function parseSeeds(text: string, flag: string): number[] {
+  const seeds = text
+    .split(',')
+    .filter((x) => x.trim() !== '')
+    .map(Number);
+  if (seeds.some((x) => !Number.isInteger(x) || x < 0) || new Set(seeds).size !== seeds.length) {
+    throw new Error(`${flag} takes distinct whole-number seeds separated by commas, got "${text}"`);
+  }
+  return seeds;
+}
+
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
   return i >= 0 && process.argv[i + 1] !== undefined ? Number(process.argv[i + 1]) : fallback;
@@ -489,8 +577,23 @@ function arg(name: string, fallback: number): number {
 
 async function run() {
   const started = Date.now();
-  const tuneSeed = arg('--tune-seed', 1);
   const reportSeed = arg('--report-seed', 2);
+  // Tuning seeds: --tune-seeds 1,4,5 tunes on all of them jointly; --tune-seed N is the one-seed form.
+  const tuneSeeds = parseSeeds(argString('--tune-seeds') ?? String(arg('--tune-seed', 1)), '--tune-seeds');
+  const tuneSeed = tuneSeeds.join(',');
+  const extraSeeds = parseSeeds(argString('--extra-seeds') ?? '3', '--extra-seeds');
+  const heldOut = [reportSeed, ...extraSeeds];
+  const overlap = tuneSeeds.filter((x) => heldOut.includes(x));
+  if (overlap.length > 0) {
+    throw new Error(
+      `tuning seeds ${tuneSeeds.join(',')} overlap the held-out report seeds ${heldOut.join(',')} (${overlap.join(',')}): a seed used for tuning cannot be reported as held out`,
+    );
+  }
+  // Coordinate-descent rounds over the grid (default 3 flat, 2 time-of-day; 1 with --quick).
+  const tuneRounds = argString('--tune-rounds') === undefined ? undefined : arg('--tune-rounds', 1);
+  if (tuneRounds !== undefined && !(Number.isInteger(tuneRounds) && tuneRounds >= 1)) {
+    throw new Error(`--tune-rounds must be a whole number ≥ 1, got "${argString('--tune-rounds')}"`);
+  }
   const quotaCount = arg('--quotas', 125);
   const days = arg('--days', 30);
   const quick = process.argv.includes('--quick');
@@ -516,48 +619,53 @@ async function run() {
   let tuning: Record<string, unknown> = { tuned: false };
   let todTuning: Record<string, unknown> = { tuned: false };
   if (!noTune && tuneModes.has('flat')) {
-    const tuneTraces = generateTraces(tuneSeed, quotaCount, days);
-    const vpaTune = runPolicy(tuneTraces, 'vpa', simConfig(knobs));
-    const vpaViolations = violationsByClass(vpaTune);
-    // Leave 10% room under VPA's counts on the tuning seed, so that the held-out seed is not decided by noise.
-    const limits = {
-      memory: Math.floor(vpaViolations.memory * violationRoom),
-      other: Math.floor(vpaViolations.other * violationRoom),
-    };
-    log(
-      `tuning on seed ${tuneSeed}: VPA violation hours ${JSON.stringify(vpaViolations)}; limits ${JSON.stringify(limits)}`,
-    );
-    const t = tune(tuneTraces, limits, quick ? 1 : 3, log);
+    // Leave room under VPA's counts on every tuning seed, so that a held-out seed is not decided by noise.
+    const sets = tuneSets(tuneSeeds, quotaCount, days, knobs, violationRoom);
+    for (const set of sets) {
+      log(
+        `tuning on seed ${set.seed}: VPA violation hours ${JSON.stringify(set.vpaViolationHours)}; limits ${JSON.stringify(set.limits)}`,
+      );
+    }
+    const start = evaluateOnSets(sets, (t) => runPolicy(t, 'ours', simConfig(knobs)));
+    const t = tune(sets, tuneRounds ?? (quick ? 1 : 3), log);
     knobs = t.knobs;
-    const tuned = runPolicy(tuneTraces, 'ours', simConfig(knobs));
     tuning = {
       tuned: true,
-      seed: tuneSeed,
-      runs: t.tried,
-      violationLimits: limits,
-      vpaViolationHours: vpaViolations,
-      oursOnTuningSeed: { slack: tuned.summary.slack, violationHours: violationsByClass(tuned) },
+      seeds: tuneSeeds,
+      violationRoom,
+      rounds: tuneRounds ?? (quick ? 1 : 3),
+      candidates: t.tried,
+      perSeed: sets.map((x) => ({ seed: x.seed, vpaViolationHours: x.vpaViolationHours, limits: x.limits })),
+      start,
+      tunedResult: evaluateOnSets(sets, (tr) => runPolicy(tr, 'ours', simConfig(knobs))),
     };
   }
   log(`knobs: ${JSON.stringify(knobs)}`);
   if (!noTune && tuneModes.has('tod')) {
-    const tuneTraces = generateTraces(tuneSeed, quotaCount, days);
-    const vpaViolations = violationsByClass(runPolicy(tuneTraces, 'vpa', simConfig(knobs)));
-    const limits = {
-      memory: Math.floor(vpaViolations.memory * violationRoom),
-      other: Math.floor(vpaViolations.other * violationRoom),
-    };
-    log(`tuning time-of-day on seed ${tuneSeed}: limits ${JSON.stringify(limits)}`);
-    const t = tuneTod(tuneTraces, knobs, limits, quick ? 1 : 2, log);
+    const sets = tuneSets(tuneSeeds, quotaCount, days, knobs, violationRoom);
+    for (const set of sets) {
+      log(
+        `tuning time-of-day on seed ${set.seed}: VPA violation hours ${JSON.stringify(set.vpaViolationHours)}; limits ${JSON.stringify(set.limits)}`,
+      );
+    }
+    const startKnobs = todKnobs;
+    const start = evaluateOnSets(sets, (tr) => runPolicy(tr, 'ours', todConfig(knobs, startKnobs)));
+    log(`time-of-day start (shipped defaults) on the tuning seeds: ${JSON.stringify(start)}`);
+    const t = tuneTod(sets, knobs, tuneRounds ?? (quick ? 1 : 2), log);
     todKnobs = t.knobs;
-    const tuned = runPolicy(tuneTraces, 'ours', todConfig(knobs, todKnobs));
+    const tunedKnobs = todKnobs;
+    const tuned = evaluateOnSets(sets, (tr) => runPolicy(tr, 'ours', todConfig(knobs, tunedKnobs)));
+    log(`time-of-day tuned on the tuning seeds: ${JSON.stringify(tuned)}`);
     todTuning = {
       tuned: true,
-      seed: tuneSeed,
-      runs: t.tried,
-      violationLimits: limits,
-      vpaViolationHours: vpaViolations,
-      oursOnTuningSeed: { slack: tuned.summary.slack, violationHours: violationsByClass(tuned) },
+      seeds: tuneSeeds,
+      violationRoom,
+      rounds: tuneRounds ?? (quick ? 1 : 2),
+      candidates: t.tried,
+      perSeed: sets.map((x) => ({ seed: x.seed, vpaViolationHours: x.vpaViolationHours, limits: x.limits })),
+      start,
+      tunedResult: tuned,
+      betterThanStart: tuned.feasible && (!start.feasible || tuned.meanSlack < start.meanSlack - 1e-9),
     };
   }
   log(`time-of-day knobs: ${JSON.stringify(todKnobs)}`);
@@ -580,10 +688,6 @@ async function run() {
     oursTodHistogram: runPolicy(traces, 'ours', todConfig(knobs, PREVIOUS_TOD_KNOBS(todKnobs))),
   };
   // Further held-out seeds: the headline policies only.
-  const extraSeeds = (argString('--extra-seeds') ?? '3')
-    .split(',')
-    .filter((x) => x !== '')
-    .map(Number);
   const extra = extraSeeds.map((seed) => {
     const t = generateTraces(seed, quotaCount, days);
     log(`held-out seed ${seed}`);
@@ -768,12 +872,12 @@ async function run() {
     }),
   );
   const notes = [
-    `held-out report seed ${reportSeed}; knobs tuned on seed ${tuneSeed}${noTune ? ' (tuning skipped)' : ''}`,
+    `held-out report seed ${reportSeed}; ${noTune ? 'tuning skipped (committed defaults)' : `tuned (${[...tuneModes].join(', ')}) jointly on seeds ${tuneSeed}, bar: violation hours per class ≤ ${violationRoom} × VPA's on every tuning seed`}`,
     `budget alignment for ours: ${budgetStrategy} (cuts ${JSON.stringify(CUT_BY_TIER)}, weights ${JSON.stringify(CUT_WEIGHT_BY_RESOURCE)}), then water-fill if still over`,
     `${traces.quotas.length} quotas × ${days} days, cadence 24 h; budgets = [${BUDGET_HEADROOM.join(', ')}] × the group's oracle (daily highest demand) cost`,
     `goals met (flat): slack ${met.slack}, violations ≤ VPA ${met.violations}, within budget ${met.budget}`,
     `goals met (time-of-day, tod_* figures): slack ${met.todSlack}, violations ≤ VPA ${met.todViolations}, memory OOM hours ≤ VPA ${met.todMemoryOomsVsVpa}, within budget ${met.todBudget}`,
-    `time-of-day knobs (tuned on seed ${tuneSeed}): ${JSON.stringify(todKnobs)}; VPA has no time-of-day mode`,
+    `time-of-day knobs: ${JSON.stringify(todKnobs)}; VPA has no time-of-day mode`,
     ...extra.map(
       (e) =>
         `held-out seed ${e.seed} (seed${e.seed}_* figures): goals met ${JSON.stringify(metExtra[`seed${e.seed}`])}`,
