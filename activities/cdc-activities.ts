@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type pg from 'pg';
 import type { z } from 'zod';
@@ -27,7 +26,7 @@ import {
   formatLsn,
   parseLsn,
   qualifiedName,
-  quarantineToJsonLines,
+  appendQuarantine,
   readChangeBatch,
   readSlotStatus,
   readSourceTable,
@@ -40,7 +39,7 @@ import {
   type TableName,
 } from '../lib/cdc/index.js';
 import { commitNewManifests, writeAddedManifest, writeDataFiles } from '../lib/iceberg/append.js';
-import { NamespaceAlreadyExistsError, TableAlreadyExistsError, type SqlCatalog } from '../lib/iceberg/catalog/index.js';
+import { TableAlreadyExistsError, type SqlCatalog } from '../lib/iceberg/catalog/index.js';
 import type { DataFile } from '../lib/iceberg/data-file.js';
 import { isIn } from '../lib/iceberg/expressions.js';
 import { currentSchema, currentSnapshot, newSnapshotId, type TableMetadata } from '../lib/iceberg/metadata-json.js';
@@ -66,6 +65,9 @@ import {
   type OnboardTableResult,
 } from '../schemas/cdc.js';
 import { toActivityFailure, typedFailure, validateActivityInput } from './failures.js';
+import { resolveSourceConnection } from '../lib/cdc/source-secret.js';
+import { bucketColumnOf, bucketSpec, ensureTableNamespace } from '../lib/cdc/base-table.js';
+import { BatchPrefetcher, prefetchKeyOf, readBatchWithPrefetch } from '../lib/cdc/prefetch.js';
 
 /** Dependencies of the CDC activities; the cpu worker builds them from temporal-dev.yml (lib/stack/warehouse.ts). */
 export interface CdcActivityDeps {
@@ -86,25 +88,33 @@ export interface CdcActivityDeps {
    * `SLUICE_TEST_CRASH_AT` (lib/cdc/crash-points.ts); none when it is unset
    */
   crashes?: CrashInjector;
+  /**
+   * Reads the next batch of a slot ahead while the current one is merged (lib/cdc/prefetch.ts); `false` turns it
+   * off. @default a prefetcher per factory call when `SLUICE_CDC_PREFETCH=1`, else none (measured: a net loss on a
+   * 2-core machine, docs/cdc-pipeline.md "Performance")
+   */
+  prefetch?: BatchPrefetcher | false;
 }
 
 /** The table property naming the source table an Iceberg table follows. */
 export const CDC_SOURCE_TABLE_PROPERTY = 'sluice.cdc.source-table';
 
-// Types `bucket[N]` accepts (spec Appendix B); a key with none of them (boolean) leaves the table unpartitioned.
-const BUCKETABLE: ReadonlySet<string> = new Set([
-  'int',
-  'long',
-  'decimal',
-  'date',
-  'time',
-  'timestamp',
-  'timestamptz',
-  'string',
-  'uuid',
-  'fixed',
-  'binary',
-]);
+/** The properties of a base table fed by a replication slot (onboarding, and a table added to a running source). */
+export function slotTableProperties(input: {
+  readonly sourceName: string;
+  readonly table: string;
+  readonly slot: string;
+  readonly publication: string;
+  readonly wideNumeric: string;
+}): Record<string, string> {
+  return {
+    'sluice.cdc.source': input.sourceName,
+    [CDC_SOURCE_TABLE_PROPERTY]: input.table,
+    'sluice.cdc.slot': input.slot,
+    'sluice.cdc.publication': input.publication,
+    'sluice.cdc.wide-numeric': input.wideNumeric,
+  };
+}
 
 /**
  * The CDC activities (cpu pool): onboarding a source table, merging one batch of slot changes into Iceberg, and
@@ -115,13 +125,18 @@ export function createCdcActivities(deps: CdcActivityDeps) {
   const now = deps.now ?? Date.now;
   const heartbeatEveryMs = deps.heartbeatIntervalMs ?? 5000;
   const crashes = deps.crashes ?? createCrashInjector(parseCrashPlans(sluiceEnv.testCrashAt));
+  const prefetcher =
+    deps.prefetch === false || (deps.prefetch === undefined && !sluiceEnv.cdcPrefetch)
+      ? undefined
+      : (deps.prefetch ?? new BatchPrefetcher());
   // The merge writes table files through this: with a crash point armed, it can die right after a data or delete
   // file is written and before the commit.
   const mergeIo = crashes.armed ? crashAfterTableFileWrites(deps.io, crashes) : deps.io;
 
   /** Runs `work` on a pooled client; a failed client is destroyed rather than returned to the pool. */
   async function withClient<T>(connectionString: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await deps.pgPoolFor(connectionString).connect();
+    // `env:NAME` / `file:/path` references resolve here, on the worker (lib/cdc/source-secret.ts).
+    const client = await deps.pgPoolFor(resolveSourceConnection(connectionString)).connect();
     let failed = false;
     try {
       return await work(client);
@@ -144,20 +159,9 @@ export function createCdcActivities(deps: CdcActivityDeps) {
     return () => clearInterval(timer);
   }
 
+  /** Idempotent (a retried batch adds nothing); called before the batch's commit (lib/cdc/quarantine-store.ts). */
   async function writeQuarantine(sourceName: string, records: readonly QuarantineRecord[]): Promise<string | null> {
-    if (records.length === 0) return null;
-    const uri = `${deps.catalog.warehouse}/_quarantine/${sourceName}/${new Date(now()).toISOString().slice(0, 10)}.jsonl`;
-    const existing = (await deps.io.exists(uri)) ? Buffer.from(await deps.io.read(uri)).toString('utf8') : '';
-    // A retried batch quarantines the same events again; skip the ones already in the file.
-    const seen = new Set(
-      existing
-        .split('\n')
-        .filter((line) => line.trim() !== '')
-        .map((line) => recordIdentity(JSON.parse(line) as QuarantineRecord)),
-    );
-    const fresh = records.filter((r) => !seen.has(recordIdentity(r)));
-    if (fresh.length > 0) await deps.io.write(uri, existing + quarantineToJsonLines(fresh));
-    return uri;
+    return appendQuarantine(deps.io, deps.catalog.warehouse, sourceName, records, now());
   }
 
   async function onboard(input: z.output<typeof OnboardTableInput>): Promise<OnboardTableResult> {
@@ -208,8 +212,9 @@ export function createCdcActivities(deps: CdcActivityDeps) {
           throw typedFailure(
             'Unsupported',
             `replication slot "${input.slot}" of source "${input.sourceName}" already exists, so another table of ` +
-              `this source is onboarded (or something else uses that slot name); adding "${input.table}" to a ` +
-              'running source is not supported yet: onboard it under another sourceName',
+              `this source is onboarded (or something else uses that slot name); add "${input.table}" to the ` +
+              "source's running merge with its addTable update (`sluice cdc add-table`), or onboard it under " +
+              'another sourceName',
           );
         }
         // An earlier attempt created the Iceberg table, then died during the copy: its slot and files are useless.
@@ -219,23 +224,11 @@ export function createCdcActivities(deps: CdcActivityDeps) {
       if (existing) await catalog.dropTable(input.icebergTable, { purge: true });
 
       phase = 'creating the table';
-      await ensureNamespace(catalog, namespaceOf(input.icebergTable));
-      const bucketColumn = built.key.find((name) => {
-        const field = built.schema.fields.find((f) => f.name === name);
-        return field !== undefined && BUCKETABLE.has(field.type.kind);
-      });
+      await ensureTableNamespace(catalog, input.icebergTable);
       const created = await catalog.createTable(input.icebergTable, {
         schema: built.schema,
-        ...(bucketColumn
-          ? { partitionSpec: [{ sourceColumn: bucketColumn, transform: `bucket[${input.buckets}]` }] }
-          : {}),
-        properties: {
-          'sluice.cdc.source': input.sourceName,
-          [CDC_SOURCE_TABLE_PROPERTY]: input.table,
-          'sluice.cdc.slot': input.slot,
-          'sluice.cdc.publication': input.publication,
-          'sluice.cdc.wide-numeric': input.wideNumeric,
-        },
+        ...bucketSpec(bucketColumnOf(built), input.buckets),
+        properties: slotTableProperties(input),
       });
       await withClient(input.connectionString, (c) =>
         ensurePublication(c, { publication: input.publication, tables: [source] }),
@@ -257,7 +250,7 @@ export function createCdcActivities(deps: CdcActivityDeps) {
       // The copy cannot resume (the exported snapshot dies with its connection), so its files are committed once,
       // at the end, with the watermark: a failed copy leaves an empty table and no slot, and a retry starts over.
       const copy = await copyInitialSnapshot({
-        connection: input.connectionString,
+        connection: resolveSourceConnection(input.connectionString),
         slot: input.slot,
         tables: [source],
         chunkRows: input.chunkRows,
@@ -277,6 +270,8 @@ export function createCdcActivities(deps: CdcActivityDeps) {
         },
       });
       await flush();
+      // Before the commit: a retry after it finds the table onboarded and copies nothing again.
+      await writeQuarantine(input.sourceName, quarantined);
 
       phase = 'committing';
       const snapshotId = newSnapshotId(metadata.snapshots.map((s) => s.snapshotId));
@@ -294,7 +289,6 @@ export function createCdcActivities(deps: CdcActivityDeps) {
         },
         snapshotProperties: watermarkProperties(copy.consistentPoint),
       });
-      await writeQuarantine(input.sourceName, quarantined);
       return {
         icebergTable: input.icebergTable,
         key: [...built.key],
@@ -336,14 +330,20 @@ export function createCdcActivities(deps: CdcActivityDeps) {
       }
 
       phase = 'reading changes';
-      const batch = await withClient(input.connectionString, (c) =>
-        readChangeBatch(c, {
-          slot: input.slot,
-          publication: input.publication,
-          maxChanges: input.maxChanges,
-          serverName: input.sourceName,
-          now,
-        }),
+      // The batch read ahead during the previous merge when it is valid; the next one is then read ahead at once.
+      const batch = await readBatchWithPrefetch(
+        prefetcher,
+        prefetchKeyOf(input),
+        (work) => withClient(input.connectionString, work),
+        (c, start) =>
+          readChangeBatch(c, {
+            slot: input.slot,
+            publication: input.publication,
+            maxChanges: input.maxChanges,
+            serverName: input.sourceName,
+            now,
+            ...start,
+          }),
       );
 
       // Source schema changes: compatible ones are committed before the rows that need them; a table with an
@@ -377,6 +377,13 @@ export function createCdcActivities(deps: CdcActivityDeps) {
         tables: targets.map((t) => ({ source: t.source, schema: t.schema, watermark: t.watermark })),
       });
       const quarantined = [...held, ...collapsed.quarantined];
+      // Before any table's commit: after it, a retry skips these transactions, so a crash in between would lose
+      // the records. Idempotent, so the retry of a batch that died after this adds nothing.
+      phase = 'writing the quarantine';
+      let quarantineFile = await writeQuarantine(input.sourceName, quarantined);
+      const quarantineBeforeCommit = async (records: readonly QuarantineRecord[]) => {
+        quarantineFile = (await writeQuarantine(input.sourceName, records)) ?? quarantineFile;
+      };
       const merged: MergedTable[] = [];
       let committedAt: string | null = null;
       for (const target of targets) {
@@ -392,6 +399,7 @@ export function createCdcActivities(deps: CdcActivityDeps) {
               throw watermarkMoved(target.table.icebergTable);
             }
           },
+          quarantineBeforeCommit,
         );
         quarantined.push(...applied.quarantined);
         const counts = { inserted: applied.inserted, updated: applied.updated, deleted: applied.deleted };
@@ -412,8 +420,6 @@ export function createCdcActivities(deps: CdcActivityDeps) {
         });
       }
 
-      phase = 'writing the quarantine';
-      const quarantineFile = await writeQuarantine(input.sourceName, quarantined);
       return {
         changes: batch.events.length,
         transactions: batch.transactions,
@@ -455,6 +461,8 @@ export function createCdcActivities(deps: CdcActivityDeps) {
     setPhase: (phase: string) => void,
     /** Refuses the commit when the table's watermark moved since the batch read it (see upsertRows' validate). */
     validate: (current: TableMetadata) => void,
+    /** Writes the records quarantined here (rows whose TOASTed values cannot be filled) before the commit. */
+    quarantine: (records: readonly QuarantineRecord[]) => Promise<unknown>,
   ) {
     let changes = collapsed;
     const quarantined: QuarantineRecord[] = [];
@@ -464,6 +472,10 @@ export function createCdcActivities(deps: CdcActivityDeps) {
       const filled = fillUnchangedValues(changes, (key) => current.get(keyString(key)));
       changes = filled.changes;
       quarantined.push(...filled.quarantined);
+      if (quarantined.length > 0) {
+        setPhase('writing the quarantine');
+        await quarantine(quarantined);
+      }
     }
     const none = { changes, quarantined, inserted: 0, updated: 0, deleted: 0, snapshotId: undefined };
     if (changes.ops.length === 0 || snapshotProperties === undefined) return none;
@@ -519,17 +531,11 @@ export function createCdcActivities(deps: CdcActivityDeps) {
       built = buildSchemaFromConnect(input.table, found.fields, input.key);
       schemaFrom = found.origin;
     }
-    await ensureNamespace(catalog, namespaceOf(input.icebergTable));
-    const bucketColumn = built.key.find((name) => {
-      const field = built.schema.fields.find((f) => f.name === name);
-      return field !== undefined && BUCKETABLE.has(field.type.kind);
-    });
+    await ensureTableNamespace(catalog, input.icebergTable);
     try {
       await catalog.createTable(input.icebergTable, {
         schema: built.schema,
-        ...(bucketColumn
-          ? { partitionSpec: [{ sourceColumn: bucketColumn, transform: `bucket[${input.buckets}]` }] }
-          : {}),
+        ...bucketSpec(bucketColumnOf(built), input.buckets),
         properties: {
           'sluice.cdc.source': input.sourceName,
           [CDC_SOURCE_TABLE_PROPERTY]: input.table,
@@ -599,11 +605,11 @@ export function createCdcActivities(deps: CdcActivityDeps) {
             throw watermarkMoved(input.icebergTable);
           }
         },
+        async (records) => {
+          quarantineFile = (await writeQuarantine(input.sourceName, records)) ?? quarantineFile;
+        },
       );
-      if (applied.quarantined.length > 0) {
-        quarantined.push(...applied.quarantined);
-        quarantineFile = await writeQuarantine(input.sourceName, applied.quarantined);
-      }
+      quarantined.push(...applied.quarantined);
       let snapshotId = applied.snapshotId;
       if (snapshotId === undefined) {
         // Nothing to upsert (tombstones, quarantined events, deletes of missing keys): commit the mark alone, or
@@ -689,8 +695,13 @@ export function createCdcActivities(deps: CdcActivityDeps) {
     async mergeBatch(raw: MergeBatchInput): Promise<MergeBatchResult> {
       const input = validateActivityInput(MergeBatchInput, raw, 'mergeBatch input');
       try {
-        return await merge(input);
+        const result = await merge(input);
+        // The read-ahead's peek holds the slot while the server decodes; the advance that follows needs it.
+        await prefetcher?.settle(prefetchKeyOf(input));
+        return result;
       } catch (err) {
+        // Nothing read ahead survives a failed batch: its retry peeks again.
+        await prefetcher?.discard(prefetchKeyOf(input));
         throw activityFailure(err, { slot: input.slot, publication: input.publication });
       }
     },
@@ -758,19 +769,6 @@ function parseTableName(text: string): TableName {
   return { schema: text.slice(0, dot), table: text.slice(dot + 1) };
 }
 
-function namespaceOf(icebergTable: string): string {
-  return icebergTable.slice(0, icebergTable.lastIndexOf('.'));
-}
-
-async function ensureNamespace(catalog: SqlCatalog, namespace: string): Promise<void> {
-  if (await catalog.namespaceExists(namespace)) return;
-  try {
-    await catalog.createNamespace(namespace);
-  } catch (err) {
-    if (!(err instanceof NamespaceAlreadyExistsError)) throw err;
-  }
-}
-
 async function loadIfExists(catalog: SqlCatalog, table: string) {
   return (await catalog.tableExists(table)) ? catalog.loadTable(table) : undefined;
 }
@@ -824,12 +822,6 @@ function slotStatusJson(status: SlotStatus): CdcSlotStatus {
     walStatus: status.walStatus,
     safeWalBytes: status.safeWalBytes === null ? null : String(status.safeWalBytes),
   };
-}
-
-function recordIdentity(record: QuarantineRecord): string {
-  return createHash('sha256')
-    .update(JSON.stringify([record.origin, record.errorKind, record.table ?? '', record.raw]))
-    .digest('hex');
 }
 
 /**

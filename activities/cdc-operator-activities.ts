@@ -1,8 +1,11 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type pg from 'pg';
+import type { z } from 'zod';
 import {
   acceptedDriftOf,
+  appendQuarantine,
   buildIcebergSchema,
+  ensurePublication,
   acceptedDriftProperties,
   appendReplayMarks,
   changeEventFromQuarantine,
@@ -26,6 +29,8 @@ import {
   UnknownColumnError,
   type ChangeEvent,
   type QuarantineEntry,
+  type QuarantineRecord,
+  type SourceTable,
   type TableName,
 } from '../lib/cdc/index.js';
 import { commitNewManifests, writeAddedManifest, writeDataFiles } from '../lib/iceberg/append.js';
@@ -55,7 +60,17 @@ import {
   type ResolveSchemaChangeResult,
   type TableHealth,
 } from '../schemas/cdc-operations.js';
-import { currentRowsByKey, type CdcActivityDeps } from './cdc-activities.js';
+import { commitRebootstrap, prepareRebootstrap } from '../lib/cdc/rebootstrap.js';
+import { findStaleReplays } from '../lib/cdc/replay-guard.js';
+import { resolveSourceConnection } from '../lib/cdc/source-secret.js';
+import { OnboardTableInput, type OnboardTableResult } from '../schemas/cdc.js';
+import { bucketColumnOf, bucketSpec, ensureTableNamespace } from '../lib/cdc/base-table.js';
+import {
+  CDC_SOURCE_TABLE_PROPERTY,
+  currentRowsByKey,
+  slotTableProperties,
+  type CdcActivityDeps,
+} from './cdc-activities.js';
 import { toActivityFailure, typedFailure, validateActivityInput } from './failures.js';
 
 /**
@@ -70,7 +85,7 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
   const now = deps.now ?? Date.now;
 
   async function withClient<T>(connectionString: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await deps.pgPoolFor(connectionString).connect();
+    const client = await deps.pgPoolFor(resolveSourceConnection(connectionString)).connect();
     let failed = false;
     try {
       return await work(client);
@@ -86,32 +101,63 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
     Context.current().heartbeat(details);
   }
 
-  /** Replays the pending records `select` picks for one table through the collapse and one upsert. */
+  /**
+   * Replays the pending records `select` picks for one table through the collapse and one upsert. With
+   * `connectionString`, records that a newer change of their key supersedes are skipped and marked so, with the
+   * reason (lib/cdc/replay-guard.ts).
+   */
   async function replayTable(
     sourceName: string,
     target: { source: string; icebergTable: string },
-    entries: readonly QuarantineEntry[],
-  ): Promise<{ replayed: number; stillFailing: number; snapshotId: string | undefined }> {
-    if (entries.length === 0) return { replayed: 0, stillFailing: 0, snapshotId: undefined };
+    selected: readonly QuarantineEntry[],
+    connectionString?: string,
+  ): Promise<{ replayed: number; stillFailing: number; skippedNewer: number; snapshotId: string | undefined }> {
+    if (selected.length === 0) return { replayed: 0, stillFailing: 0, skippedNewer: 0, snapshotId: undefined };
     const loaded = await catalog.loadTable(target.icebergTable);
     const schema = currentSchema(loaded.metadata);
     const failedOrigins = new Set<string>();
-    const events: ChangeEvent[] = [];
-    entries.forEach((entry, i) => {
+    const parsed: { entry: QuarantineEntry; event: ChangeEvent }[] = [];
+    selected.forEach((entry, i) => {
       try {
-        events.push(changeEventFromQuarantine(entry.record, i));
+        parsed.push({ entry, event: changeEventFromQuarantine(entry.record, i) });
       } catch {
         failedOrigins.add(entry.record.origin);
       }
     });
     const source = parseTableName(target.source);
+    let entries = selected;
+    let skippedNewer = 0;
+    if (connectionString !== undefined && parsed.length > 0) {
+      const stale = await withClient(connectionString, (c) =>
+        findStaleReplays(
+          c,
+          source,
+          schema,
+          parsed.map((p) => p.event),
+        ),
+      );
+      if (stale.length > 0) {
+        const at = new Date(now()).toISOString();
+        const skipped = new Set(stale.map((s) => parsed[s.index]!.entry.id));
+        await appendReplayMarks(
+          io,
+          catalog.warehouse,
+          sourceName,
+          stale.map((s) => ({ id: parsed[s.index]!.entry.id, at, outcome: 'superseded' as const, reason: s.reason })),
+        );
+        skippedNewer = stale.length;
+        entries = selected.filter((e) => !skipped.has(e.id));
+        for (let i = parsed.length - 1; i >= 0; i--) if (skipped.has(parsed[i]!.entry.id)) parsed.splice(i, 1);
+      }
+    }
+    const events = parsed.map((p) => p.event);
     let collapsed;
     try {
       // No watermark: these changes are older than it, and were never applied.
       collapsed = collapseChanges(events, { tables: [{ source, schema }] });
     } catch (err) {
       if (err instanceof UnknownColumnError)
-        return { replayed: 0, stillFailing: entries.length, snapshotId: undefined };
+        return { replayed: 0, stillFailing: entries.length, skippedNewer, snapshotId: undefined };
       throw err;
     }
     for (const q of collapsed.quarantined) failedOrigins.add(q.origin);
@@ -140,7 +186,7 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
       sourceName,
       done.map((e) => ({ id: e.id, at, outcome: 'replayed' as const, ...(snapshotId ? { snapshotId } : {}) })),
     );
-    return { replayed: done.length, stillFailing: entries.length - done.length, snapshotId };
+    return { replayed: done.length, stillFailing: entries.length - done.length, skippedNewer, snapshotId };
   }
 
   async function replay(input: ReplayQuarantinedInput): Promise<ReplayQuarantinedResult> {
@@ -155,6 +201,7 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
       replayed: 0,
       stillFailing: 0,
       skippedUnknownTable: 0,
+      skippedNewer: 0,
       snapshotIds: [],
     };
     const byTable = new Map<string, QuarantineEntry[]>();
@@ -169,8 +216,9 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
         continue;
       }
       heartbeat({ table, records: group.length });
-      const done = await replayTable(input.sourceName, target, group);
+      const done = await replayTable(input.sourceName, target, group, input.connectionString);
       result.replayed += done.replayed;
+      result.skippedNewer! += done.skippedNewer;
       result.stillFailing += done.stillFailing;
       if (done.snapshotId) result.snapshotIds.push(done.snapshotId);
     }
@@ -235,7 +283,9 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
   /**
    * Copies the table again, from exactly the point of a temporary slot's exported snapshot: the snapshot holds
    * every transaction before that point, and the source's own slot (not advanced past it, since the merge waits for
-   * this activity) delivers every one after it, which the new watermark lets through.
+   * this activity) delivers every one after it, which the new watermark lets through. The copy replaces the table's
+   * content in one `overwrite` snapshot under the source's current schema and key (lib/cdc/rebootstrap.ts): the
+   * table's history stays readable until snapshot expiry.
    */
   async function rebootstrap(
     input: ResolveSchemaChangeInput,
@@ -257,35 +307,70 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
       .find((s) => s.specId === old.metadata.defaultSpecId)
       ?.fields.find((f) => f.transform.kind === 'bucket');
     const numBuckets = bucket?.transform.kind === 'bucket' ? bucket.transform.numBuckets : undefined;
-    const bucketColumn = built.key.find((name) => {
-      const kind = built.schema.fields.find((f) => f.name === name)?.type.kind;
-      return kind !== undefined && kind !== 'boolean' && kind !== 'float' && kind !== 'double' && kind !== 'list';
-    });
-    const properties = { ...old.metadata.properties };
-    for (const k of Object.keys(properties))
-      if (k.startsWith('sluice.cdc.accepted') || k.startsWith('sluice.cdc.dropped')) delete properties[k];
-    await catalog.dropTable(input.icebergTable, { purge: true });
-    const created = await catalog.createTable(input.icebergTable, {
-      schema: built.schema,
-      ...(bucketColumn && numBuckets
-        ? { partitionSpec: [{ sourceColumn: bucketColumn, transform: `bucket[${numBuckets}]` }] }
-        : {}),
-      properties,
-    });
-    const metadata = created.metadata;
+    const bucketColumn = bucketColumnOf(built);
+    // Accepted drift described the old copy; the new one follows the source as it is.
+    const dropped: Record<string, undefined> = {};
+    for (const k of Object.keys(old.metadata.properties))
+      if (k.startsWith('sluice.cdc.accepted') || k.startsWith('sluice.cdc.dropped')) dropped[k] = undefined;
+    const prepared = prepareRebootstrap(
+      old.metadata,
+      built.schema,
+      { ...(bucketColumn ? { bucketColumn } : {}), ...(numBuckets ? { numBuckets } : {}) },
+      dropped,
+    );
+    const copy = await copyFromTemporarySlot(input, 'rb', sourceTable, prepared.metadata);
+    await commitRebootstrap(
+      catalog,
+      io,
+      input.icebergTable,
+      prepared,
+      copy.dataFiles,
+      watermarkProperties(copy.consistentPoint),
+    );
+    const rows = copy.rows;
+    const at = new Date(now()).toISOString();
+    await appendReplayMarks(
+      io,
+      catalog.warehouse,
+      input.sourceName,
+      held.map((e) => ({
+        id: e.id,
+        at,
+        outcome: 'superseded' as const,
+        reason: `the table was re-bootstrapped at ${formatLsn(copy.consistentPoint)}`,
+      })),
+    );
+    return { ...base, rowsCopied: rows, watermark: formatLsn(copy.consistentPoint) };
+  }
+
+  /**
+   * Copies `sourceTable` into the (empty) table `metadata` describes from a temporary slot's exported snapshot
+   * (`<slot>_<suffix>`, dropped afterwards): the copy holds exactly the transactions before the slot's consistent
+   * point, which becomes the table's watermark. The source's own slot is not past that point (the merge waits for
+   * this operator action), so it delivers every later change of the table and the watermark skips the earlier ones.
+   * Quarantined rows are written before the caller's commit. Returns the files to commit, not committed.
+   */
+  async function copyFromTemporarySlot(
+    input: { connectionString: string; sourceName: string; slot: string },
+    suffix: string,
+    sourceTable: SourceTable,
+    metadata: TableMetadata,
+  ): Promise<{ dataFiles: DataFile[]; rows: number; quarantined: number; consistentPoint: bigint }> {
     const schema = currentSchema(metadata);
     const dataFiles: DataFile[] = [];
+    const quarantined: QuarantineRecord[] = [];
     let rows = 0;
-    const tempSlot = `${input.slot}_rb`.slice(0, 63);
+    const tempSlot = `${input.slot}_${suffix}`.slice(0, 63);
     await withClient(input.connectionString, (c) => dropSlot(c, tempSlot)).catch(() => undefined);
     const copy = await copyInitialSnapshot({
-      connection: input.connectionString,
+      connection: resolveSourceConnection(input.connectionString),
       slot: tempSlot,
       tables: [sourceTable],
       serverName: input.sourceName,
       now,
       onChunk: async (_t, events) => {
         const collapsed = collapseChanges(events, { tables: [{ source: sourceTable, schema }] });
+        quarantined.push(...collapsed.quarantined);
         const changes = collapsed.tables.get(qualifiedName(sourceTable))!;
         rows += changes.ops.length;
         heartbeat({ rows });
@@ -295,10 +380,93 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
       },
     });
     await withClient(input.connectionString, (c) => dropSlot(c, tempSlot));
-    const snapshotId = newSnapshotId([]);
+    await appendQuarantine(io, catalog.warehouse, input.sourceName, quarantined, now());
+    return { dataFiles, rows, quarantined: quarantined.length, consistentPoint: copy.consistentPoint };
+  }
+
+  /**
+   * Adds a table to a running source (the `addTable` update): creates its Iceberg table (identifier fields = key,
+   * `bucket(N, key)`), adds it to the source's publication, and copies it from a temporary slot's exported snapshot
+   * whose consistent point becomes its watermark (see {@link copyFromTemporarySlot}). The publication changes
+   * before that point, so the source's slot delivers every change after it. Idempotent: a table with a watermark is
+   * left alone; one without (a failed attempt) is dropped and copied again.
+   */
+  async function addTable(input: z.output<typeof OnboardTableInput>): Promise<OnboardTableResult> {
+    const existing = (await catalog.tableExists(input.icebergTable))
+      ? await catalog.loadTable(input.icebergTable)
+      : undefined;
+    if (existing) {
+      const snapshot = currentSnapshot(existing.metadata);
+      const watermark = readWatermark(snapshot?.summary);
+      if (watermark !== undefined) {
+        if (existing.metadata.properties[CDC_SOURCE_TABLE_PROPERTY] !== input.table) {
+          throw typedFailure(
+            'InvalidInput',
+            `Iceberg table "${input.icebergTable}" already follows another table ` +
+              `("${existing.metadata.properties[CDC_SOURCE_TABLE_PROPERTY] ?? '?'}"); choose another icebergTable`,
+          );
+        }
+        const schema = currentSchema(existing.metadata);
+        return {
+          icebergTable: input.icebergTable,
+          key: schema.identifierFieldIds.map((id) => schema.fields.find((f) => f.id === id)!.name),
+          rowsCopied: 0,
+          quarantined: 0,
+          watermark: formatLsn(watermark),
+          snapshotId: snapshot ? String(snapshot.snapshotId) : null,
+          alreadyOnboarded: true,
+        };
+      }
+      if (snapshot) {
+        throw typedFailure(
+          'InvalidInput',
+          `Iceberg table "${input.icebergTable}" already exists and has data but no CDC watermark; choose another ` +
+            'icebergTable or drop that table',
+        );
+      }
+      await catalog.dropTable(input.icebergTable, { purge: true });
+    }
+    const sourceTable = await withClient(input.connectionString, (c) =>
+      readSourceTable(c, parseTableName(input.table)),
+    );
+    const built = buildIcebergSchema(sourceTable, {
+      ...(input.key ? { key: input.key } : {}),
+      wideNumeric: input.wideNumeric,
+    });
+    await ensureTableNamespace(catalog, input.icebergTable);
+    const created = await catalog.createTable(input.icebergTable, {
+      schema: built.schema,
+      ...bucketSpec(bucketColumnOf(built), input.buckets),
+      properties: slotTableProperties(input),
+    });
+    // Before the temporary slot: every change after its consistent point is then published to the source's slot.
+    await withClient(input.connectionString, (c) =>
+      ensurePublication(c, { publication: input.publication, tables: [sourceTable] }),
+    );
+    const copy = await copyFromTemporarySlot(input, 'add', sourceTable, created.metadata);
+    const snapshotId = await commitCopy(input.icebergTable, created.metadata, copy.dataFiles, copy.consistentPoint);
+    return {
+      icebergTable: input.icebergTable,
+      key: [...built.key],
+      rowsCopied: copy.rows,
+      quarantined: copy.quarantined,
+      watermark: formatLsn(copy.consistentPoint),
+      snapshotId: String(snapshotId),
+      alreadyOnboarded: false,
+    };
+  }
+
+  /** Commits a copy's data files to an empty table as one `append` carrying the copy's watermark. */
+  async function commitCopy(
+    icebergTable: string,
+    metadata: TableMetadata,
+    dataFiles: readonly DataFile[],
+    consistentPoint: bigint,
+  ): Promise<bigint> {
+    const snapshotId = newSnapshotId(metadata.snapshots.map((s) => s.snapshotId));
     const manifests =
-      dataFiles.length > 0 ? [await writeAddedManifest(io, metadata, snapshotId, dataFiles, 'data')] : [];
-    await commitNewManifests(catalog, io, input.icebergTable, {
+      dataFiles.length > 0 ? [await writeAddedManifest(io, metadata, snapshotId, [...dataFiles], 'data')] : [];
+    await commitNewManifests(catalog, io, icebergTable, {
       snapshotId,
       manifests,
       operation: 'append',
@@ -308,16 +476,9 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
         addedRecords: dataFiles.reduce((n, f) => n + f.recordCount, 0n),
         addedFilesSize: dataFiles.reduce((n, f) => n + f.fileSizeInBytes, 0n),
       },
-      snapshotProperties: watermarkProperties(copy.consistentPoint),
+      snapshotProperties: watermarkProperties(consistentPoint),
     });
-    const at = new Date(now()).toISOString();
-    await appendReplayMarks(
-      io,
-      catalog.warehouse,
-      input.sourceName,
-      held.map((e) => ({ id: e.id, at, outcome: 'superseded' as const })),
-    );
-    return { ...base, rowsCopied: rows, watermark: formatLsn(copy.consistentPoint) };
+    return snapshotId;
   }
 
   async function forget(input: ForgetKeyInput): Promise<ForgetKeyResult> {
@@ -505,6 +666,15 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
     async resolveSchemaChange(raw: ResolveSchemaChangeInput): Promise<ResolveSchemaChangeResult> {
       const input = validateActivityInput(ResolveSchemaChangeInput, raw, 'resolveSchemaChange input');
       return typed(() => resolve(input), { slot: input.slot, publication: input.publication });
+    },
+
+    /**
+     * Adds a source table to a running merge's slot and publication: creates its Iceberg table and copies it from a
+     * temporary slot's exported snapshot. Run by the merge workflow between batches (the `addTable` update).
+     */
+    async addSourceTable(raw: OnboardTableInput): Promise<OnboardTableResult> {
+      const input = validateActivityInput(OnboardTableInput, raw, 'addSourceTable input');
+      return typed(() => addTable(input), { slot: input.slot, publication: input.publication });
     },
 
     /** Deletes one key at once (a position delete commit) and removes it from the source's quarantine. */

@@ -66,6 +66,8 @@ export interface SluiceEnv {
   workflowBundle: string | undefined;
   /** TEST ONLY: the CDC kill loop's crash points (`SLUICE_TEST_CRASH_AT`). */
   testCrashAt: string | undefined;
+  /** Whether a behind CDC merge reads its next batch ahead (`SLUICE_CDC_PREFETCH=1`; off by default; docs/cdc-pipeline.md). */
+  cdcPrefetch: boolean;
   s3: { endpoint?: string; region: string; credentials?: { accessKeyId: string; secretAccessKey: string } };
   /** Spark jobs (docs/spark.md). */
   spark: { home: string | undefined; historyUrl: string | undefined; workDir: string; python: string | undefined };
@@ -202,6 +204,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): SluiceEnv {
     s3proxyJar: nonEmpty(env.SLUICE_S3PROXY_JAR),
     workflowBundle: nonEmpty(env.SLUICE_WORKFLOW_BUNDLE),
     testCrashAt: nonEmpty(env.SLUICE_TEST_CRASH_AT),
+    cdcPrefetch: env.SLUICE_CDC_PREFETCH === '1',
     s3: readS3(env),
     quota: readQuota(env),
     vlm: readVlm(env),

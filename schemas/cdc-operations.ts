@@ -12,6 +12,7 @@ export const CDC_MERGE_UPDATES = {
   resolveSchemaChange: 'resolveSchemaChange',
   forget: 'forget',
   replayQuarantine: 'replayQuarantine',
+  addTable: 'addTable',
 } as const;
 
 const IsoTime = z.iso.datetime();
@@ -123,6 +124,25 @@ export const PurgeForgottenResult = z.object({
 });
 export type PurgeForgottenResult = z.infer<typeof PurgeForgottenResult>;
 
+// ---- addTable ---------------------------------------------------------------------------------------------------
+
+/**
+ * Adds a source table to a running merge (one slot and publication feed all of a source's tables). The activity is
+ * `addSourceTable` (input and result: `OnboardTableInput`, `OnboardTableResult` in schemas/cdc.ts).
+ */
+export const AddTableRequest = z.strictObject({
+  /** `schema.table` in the source database. */
+  table: SourceTableName,
+  /** Key columns, for a table without a primary key (then it needs REPLICA IDENTITY FULL). */
+  key: z.array(z.string().min(1)).min(1).max(32).optional(),
+  /** Buckets of the `bucket(N, key)` partitioning. @default 16 */
+  buckets: z.number().int().min(1).max(4096).default(16),
+  /** @default `<sourceName>.<schema>.<table>` */
+  icebergTable: IcebergTableName.optional(),
+  wideNumeric: z.enum(['decimal', 'string']).default('decimal'),
+});
+export type AddTableRequest = z.input<typeof AddTableRequest>;
+
 // ---- replayQuarantine -------------------------------------------------------------------------------------------
 
 export const ReplayQuarantineRequest = z.strictObject({
@@ -140,6 +160,11 @@ export type ReplayQuarantineRequest = z.infer<typeof ReplayQuarantineRequest>;
 
 /** Input of the `replayQuarantined` activity. */
 export const ReplayQuarantinedInput = z.strictObject({
+  /**
+   * The source database, to skip records that a newer change of their key supersedes (lib/cdc/replay-guard.ts);
+   * without it (a history from before) pgoutput records are replayed unchecked.
+   */
+  connectionString: CdcSource.shape.connectionString.optional(),
   sourceName: SourceName,
   tables: z
     .array(z.strictObject({ source: SourceTableName, icebergTable: IcebergTableName }))
@@ -160,6 +185,11 @@ export const ReplayQuarantinedResult = z.object({
   stillFailing: z.number().int(),
   /** Selected records of tables this merge does not write. */
   skippedUnknownTable: z.number().int(),
+  /**
+   * Records older than the newest change of their key (the source row says otherwise now): not applied, marked
+   * `superseded` with the reason. Absent in results from before the check.
+   */
+  skippedNewer: z.number().int().optional(),
   snapshotIds: z.array(z.string()),
 });
 export type ReplayQuarantinedResult = z.infer<typeof ReplayQuarantinedResult>;

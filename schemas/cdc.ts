@@ -41,13 +41,54 @@ export const ReplicationName = z
   .string()
   .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower-case letters, digits and "_" (at most 63), e.g. "sluice_shop"');
 
+/** A source connection reference to an environment variable of the worker: `env:NAME`. */
+export const SOURCE_ENV_REFERENCE = /^env:([A-Za-z_][A-Za-z0-9_]*)$/;
+/** A source connection reference to a file on the worker: `file:/absolute/path` (or `file:///absolute/path`). */
+export const SOURCE_FILE_REFERENCE = /^file:(?:\/\/(?=\/))?(\/(?!\/)[^\0]*)$/;
+/** A literal PostgreSQL connection URI. */
+export const POSTGRES_URI = /^postgres(ql)?:\/\//;
+
 /**
- * Where the source database is. For now a connection string that travels in the workflow input (encrypted at rest
- * when the payload codec is on). Secret references resolved by the worker come later.
+ * Whether a literal connection URI carries a password: `user:secret@` in its authority, or a `password` parameter.
+ * Plain text matching (no `URL`, which workflow code should not depend on).
+ */
+export function connectionStringHasPassword(uri: string): boolean {
+  const rest = uri.replace(POSTGRES_URI, '');
+  const authority = rest.split(/[/?#]/, 1)[0] ?? '';
+  const at = authority.lastIndexOf('@');
+  if (at >= 0) {
+    const userinfo = authority.slice(0, at);
+    const colon = userinfo.indexOf(':');
+    if (colon >= 0 && colon < userinfo.length - 1) return true;
+  }
+  return /[?&]password=/i.test(uri);
+}
+
+/**
+ * Where the source database is. The workflow input is stored in Temporal's history and shown in its UI, so it never
+ * holds a password: it names a reference that the worker resolves in the activity that connects
+ * (lib/cdc/source-secret.ts), or a literal connection string without a password (trust, certificate, `.pgpass` or
+ * `PGPASSWORD` on the worker).
  */
 export const CdcSource = z.strictObject({
-  /** `postgres://user:password@host:port/db`; the role needs REPLICATION (or superuser) and `wal_level=logical`. */
-  connectionString: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// connection string'),
+  /**
+   * `env:NAME` (the worker's environment variable NAME holds `postgres://user:password@host:port/db`),
+   * `file:/path` (the first line of that file on the worker, e.g. a mounted secret), or `postgres://user@host:port/db`
+   * without a password. A literal connection string with a password is refused. The role needs REPLICATION (or
+   * superuser) and the server `wal_level=logical`.
+   */
+  connectionString: z
+    .string()
+    .max(4096)
+    .refine(
+      (s) => POSTGRES_URI.test(s) || SOURCE_ENV_REFERENCE.test(s) || SOURCE_FILE_REFERENCE.test(s),
+      'a postgres:// connection string, or a reference the worker resolves: env:NAME or file:/path',
+    )
+    .refine(
+      (s) => !POSTGRES_URI.test(s) || !connectionStringHasPassword(s),
+      'a connection string with a password would be stored in the workflow history; put it in an environment ' +
+        'variable or a file on the workers and pass env:NAME or file:/path instead',
+    ),
 });
 export type CdcSource = z.infer<typeof CdcSource>;
 

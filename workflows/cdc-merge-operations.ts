@@ -11,8 +11,15 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CdcOperatorActivities } from '../activities/cdc-operator-activities.js';
-import type { CdcMergeCarriedState, MergeBatchResult, PendingPurge } from '../schemas/cdc.js';
 import {
+  defaultIcebergTable,
+  type CdcMergeCarriedState,
+  type MergeBatchResult,
+  type OnboardTableResult,
+  type PendingPurge,
+} from '../schemas/cdc.js';
+import {
+  AddTableRequest,
   CDC_MERGE_UPDATES,
   ForgetRequest,
   ReplayQuarantineRequest,
@@ -42,6 +49,20 @@ export const cdcMergeReplayUpdate = defineUpdate<ReplayQuarantinedResult, [Repla
   CDC_MERGE_UPDATES.replayQuarantine,
 );
 
+/**
+ * Adds a source table to the merge: creates its Iceberg table and copies it from a temporary slot's snapshot, then
+ * the merge reads its changes from the source's slot with the others (each table committed before the slot moves).
+ */
+export const cdcMergeAddTableUpdate = defineUpdate<OnboardTableResult, [AddTableRequest]>(CDC_MERGE_UPDATES.addTable);
+
+// The copy of an added table is one long activity (an exported snapshot cannot outlive its connection).
+const { addSourceTable } = proxyActivities<CdcOperatorActivities>({
+  startToCloseTimeout: '6h',
+  heartbeatTimeout: '1m',
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts: 5 },
+  summary: 'add a source table to the merge: copy it into a new Iceberg table',
+});
+
 const { resolveSchemaChange, forgetKey, purgeForgotten, replayQuarantined } = proxyActivities<CdcOperatorActivities>({
   startToCloseTimeout: '2h',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
@@ -67,6 +88,8 @@ export class MergeOperations {
     private readonly state: CdcMergeCarriedState,
     /** Told when the set of blocked tables becomes empty or non-empty (for the phase search attribute). */
     private readonly onBlockedChange: (blocked: boolean) => void,
+    /** Told after a table was added to the merge (for the dataset search attribute). */
+    private readonly onTableAdded: () => void = () => undefined,
   ) {}
 
   /** Sets the update handlers and restarts the purge timers a previous run carried over. */
@@ -140,6 +163,7 @@ export class MergeOperations {
         const table = request.table === undefined ? undefined : this.mergeTable(request.table)!;
         return this.enqueue('replay quarantined changes', () =>
           replayQuarantined({
+            connectionString: this.input.source.connectionString,
             sourceName: this.input.sourceName,
             tables: this.input.tables,
             ...(table ? { table: table.source } : {}),
@@ -154,6 +178,46 @@ export class MergeOperations {
           if (request.table !== undefined && !this.mergeTable(request.table)) {
             throw new Error(this.unknownTable(request.table));
           }
+        },
+      },
+    );
+    setHandler(
+      cdcMergeAddTableUpdate,
+      (raw) => {
+        const request = AddTableRequest.parse(raw);
+        const icebergTable = request.icebergTable ?? defaultIcebergTable(this.input.sourceName, request.table);
+        return this.enqueue(`add table ${request.table}`, async () => {
+          const result = await addSourceTable({
+            connectionString: this.input.source.connectionString,
+            sourceName: this.input.sourceName,
+            table: request.table,
+            ...(request.key ? { key: request.key } : {}),
+            buckets: request.buckets,
+            icebergTable,
+            slot: this.input.slot,
+            publication: this.input.publication,
+            wideNumeric: request.wideNumeric,
+          });
+          // From the next batch on, the table is merged with the others (and carried across continue-as-new).
+          if (!this.mergeTable(request.table)) {
+            this.input.tables.push({ source: request.table, icebergTable });
+            this.onTableAdded();
+          }
+          log.info('cdc-merge added a table', { table: request.table, icebergTable, rowsCopied: result.rowsCopied });
+          return result;
+        });
+      },
+      {
+        validator: (raw) => {
+          const request = AddTableRequest.parse(raw);
+          const icebergTable = request.icebergTable ?? defaultIcebergTable(this.input.sourceName, request.table);
+          const known = this.mergeTable(request.table) ?? this.mergeTable(icebergTable);
+          if (known) {
+            throw new Error(
+              `table "${request.table}" is already merged by ${workflowInfo().workflowId} (→ ${known.icebergTable})`,
+            );
+          }
+          if (this.input.tables.length >= 100) throw new Error('a merge takes at most 100 tables');
         },
       },
     );

@@ -68,7 +68,8 @@ export async function cdcMerge(rawInput: CdcMergeInput): Promise<CdcMergeCarried
   const { mergeBatch, advanceSlot, slotStatus } = mergeActivities(input.workerLossTimeoutMs);
   const state = input.state ?? CdcMergeCarriedState.parse({});
   state.runs += 1;
-  const tables = input.tables.map((t) => t.icebergTable);
+  // Live: the addTable update adds to input.tables.
+  const icebergTables = () => input.tables.map((t) => t.icebergTable);
   let phase: CdcMergePhase = 'starting';
   let flushRequested = false;
 
@@ -86,7 +87,7 @@ export async function cdcMerge(rawInput: CdcMergeInput): Promise<CdcMergeCarried
         : `; BLOCKED by a source schema change: ${state.blockedTables.map((b) => b.table).join(', ')}`),
     sourceName: input.sourceName,
     slot: input.slot,
-    tables,
+    tables: icebergTables(),
   }));
   setHandler(cdcMergePauseSignal, () => {
     state.paused = true;
@@ -104,7 +105,7 @@ export async function cdcMerge(rawInput: CdcMergeInput): Promise<CdcMergeCarried
   let shownPhase = wantedPhase();
   upsertSearchAttributes([
     { key: SearchAttributes.pipeline, value: 'cdc-merge' },
-    { key: SearchAttributes.dataset, value: tables.join(',') },
+    { key: SearchAttributes.dataset, value: icebergTables().join(',') },
     { key: SearchAttributes.phase, value: shownPhase },
   ]);
   const showPhase = (next: 'running' | 'paused' | 'blocked') => {
@@ -114,7 +115,12 @@ export async function cdcMerge(rawInput: CdcMergeInput): Promise<CdcMergeCarried
   };
 
   // Operator updates (resolve a blocked table, forget a key, replay the quarantine) run here, between batches.
-  const operations = new MergeOperations(input, state, () => showPhase(wantedPhase()));
+  const operations = new MergeOperations(
+    input,
+    state,
+    () => showPhase(wantedPhase()),
+    () => upsertSearchAttributes([{ key: SearchAttributes.dataset, value: icebergTables().join(',') }]),
+  );
   operations.install();
 
   let idleWaitMs = input.pollIntervalMs;
@@ -182,7 +188,8 @@ export async function cdcMerge(rawInput: CdcMergeInput): Promise<CdcMergeCarried
         await condition(() => allHandlersFinished() || operations.hasWork());
         await operations.runPending();
       }
-      await continueAsNew<typeof cdcMerge>({ ...rawInput, state });
+      // input.tables: the tables added by the addTable update go on in the next run.
+      await continueAsNew<typeof cdcMerge>({ ...rawInput, tables: input.tables, state });
     }
 
     // More is waiting: go on at once. Work was found: poll again soon. Idle: back off up to idleIntervalMs.

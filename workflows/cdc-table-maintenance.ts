@@ -12,7 +12,9 @@ import { parseWorkflowInput } from './validate-input.js';
 const { inspectTableHealth, compactCdcTable, expireCdcSnapshots, removeCdcOrphans } =
   proxyActivities<CdcOperatorActivities>({
     startToCloseTimeout: '2h',
-    // A compaction that lost a race with the merge's commit (MaintenanceConflict, retryable) simply runs again.
+    // The compaction runs beside the merge and carries the merge's concurrent deletes over to its new files, so
+    // the merge is never paused for it. MaintenanceConflict (retryable: only a rewritten file with equality deletes
+    // applied that a concurrent commit deleted from) simply runs again.
     retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts: 10 },
     summary: 'maintain a CDC table',
   });

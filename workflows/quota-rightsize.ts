@@ -329,9 +329,11 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
   // Changes applied in an update whose quick dispatch failed; the run dispatches them again before it ends.
   const owed: Applied[] = [];
   const owedIds: string[] = [];
-  async function dispatch(applied: Applied[], fromUpdate = false) {
-    if (applied.length === 0) return;
-    const args = { budgetGroup: input.budgetGroup, targets: input.dispatch, applied };
+  /**
+   * Dispatches applied changes: in the run's own steps with the patient retry policy; from an update quickly, and
+   * when that fails, `owe` records them so the run dispatches them again before it ends.
+   */
+  async function dispatchArgs(args: Parameters<typeof dispatchQuotas>[0], fromUpdate: boolean, owe: () => void) {
     if (!fromUpdate) {
       await dispatchQuotas(args);
       return;
@@ -340,8 +342,13 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
       await dispatchQuotasQuickly(args);
     } catch (err) {
       log.warn('dispatch after an approval failed; retrying at the end of the run', { error: String(err) });
-      owed.push(...applied);
+      owe();
     }
+  }
+  async function dispatch(applied: Applied[], fromUpdate = false) {
+    if (applied.length === 0) return;
+    const args = { budgetGroup: input.budgetGroup, targets: input.dispatch, applied };
+    await dispatchArgs(args, fromUpdate, () => owed.push(...applied));
   }
   /** Dispatches applied entries of the stored plan (the webhook reads before and after from the store). */
   async function dispatchStored(quotaIds: string[], fromUpdate = false) {
@@ -352,16 +359,7 @@ export async function quotaRightsize(rawInput: QuotaRightsizeInput): Promise<Quo
       applied: [],
       appliedFromPlan: { plan: planKey, quotaIds },
     };
-    if (!fromUpdate) {
-      await dispatchQuotas(args);
-      return;
-    }
-    try {
-      await dispatchQuotasQuickly(args);
-    } catch (err) {
-      log.warn('dispatch after an approval failed; retrying at the end of the run', { error: String(err) });
-      owedIds.push(...quotaIds);
-    }
+    await dispatchArgs(args, fromUpdate, () => owedIds.push(...quotaIds));
   }
 
   if (!input.dryRun) {

@@ -9,15 +9,15 @@
  *   3. table health after run 1: data and delete files per bucket, pyiceberg full-scan time versus the same table
  *      compacted.
  *   4. retained WAL of the slot, sampled through run 1: max and trend.
- *   During run 1 an operator's maintenance runs every `--maintenance-every` minutes (default 3; 0 for none): the
- *   merge is paused, `cdc-table-maintenance` compacts, the merge resumes once the compaction has committed, and
- *   snapshot expiry runs beside it (a compaction cannot land beside a continuous merge, see docs/cdc-pipeline.md
- *   "Performance"). The merge polls every `--poll-ms`
+ *   During run 1 `cdc-table-maintenance` runs every `--maintenance-every` minutes (default 3; 0 for none; fractions
+ *   allowed) beside the running merge: the compaction carries the merge's concurrent deletes over to its new files
+ *   (lib/iceberg/maintenance/compact.ts), so nothing pauses. `--pause-merge 1` restores the old procedure (pause the
+ *   merge, compact, resume once the compaction has committed) for comparison. The merge polls every `--poll-ms`
  *   (default 100) while there is work.
  * Run: `npm run bench:cdc` (`-- --minutes 2` for a shorter run 1; `--rows`, `--rate`, `--backlog`; `freshness` or
- * `catchup` alone). Writes bench/results/cdc.json.
+ * `catchup` alone; `--batch N` for the catch-up merge's batch bound, default 100000). Writes bench/results/cdc.json.
  */
-import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
@@ -51,8 +51,12 @@ const MINUTES = flag('minutes', 10);
 const ROWS = flag('rows', 1_000_000);
 const RATE = flag('rate', 1000);
 const BACKLOG = flag('backlog', 1_000_000);
+/** The catch-up merge's batch bound (`maxChangesPerBatch`). */
+const CATCHUP_BATCH = flag('batch', 100_000);
 /** Minutes between maintenance runs during the freshness run (0: none, as in runs A–D). */
 const MAINTENANCE_EVERY_MIN = flag('maintenance-every', 3);
+/** 1: pause the merge while the compaction runs (the procedure before compactions rebased concurrent deletes). */
+const PAUSE_MERGE = flag('pause-merge', 0) === 1;
 /** The continuous merge's poll interval while there is work (ms). */
 const POLL_MS = flag('poll-ms', 100);
 const PYTHON = path.join(REPO_ROOT, '.tools/venv/bin/python');
@@ -78,6 +82,24 @@ interface Stack {
 function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** CPU seconds used so far by a PostgreSQL cluster: the postmaster, its exited children and its live ones. */
+function postgresCpuSeconds(postgres: PostgresCluster): number {
+  const postmaster = Number(readFileSync(path.join(postgres.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const stat = (pid: string) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const own = stat(String(postmaster));
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = stat(entry);
+      if (Number(fields[1]) === postmaster) ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return ticks / 100;
 }
 
 async function startStack(): Promise<Stack> {
@@ -383,8 +405,8 @@ async function freshness(stack: Stack, figures: Figure[], notes: string[]): Prom
     goal: 'p95 ≤ 5 s',
   });
   if (maintenance.length > 0) {
-    // The same markers without those committed while a maintenance run held the merge paused: what the merge
-    // itself achieves between maintenance windows (the windows are the price of compacting under a continuous merge).
+    // The same markers without those committed while a maintenance run was compacting (or, with --pause-merge,
+    // held the merge paused): what the merge achieves between maintenance windows.
     const during = (m: { committedAtMs: number }) =>
       maintenance.some((w) => m.committedAtMs >= w.startedAtMs && m.committedAtMs <= w.endedAtMs);
     const outside = all
@@ -399,14 +421,17 @@ async function freshness(stack: Stack, figures: Figure[], notes: string[]): Prom
       goal: null,
     });
     notes.push(
-      `Maintenance: ${maintenance.length} runs of cdc-table-maintenance (every ${MAINTENANCE_EVERY_MIN} min; the ` +
-        'merge paused until its compaction committed, since a compaction fails on position deletes committed ' +
-        'meanwhile): ' +
+      `Maintenance: ${maintenance.length} runs of cdc-table-maintenance (every ${MAINTENANCE_EVERY_MIN} min; ` +
+        (PAUSE_MERGE
+          ? 'the merge paused until its compaction committed): '
+          : 'beside the running merge, which never paused; the compaction carried its concurrent deletes over): ') +
         maintenance
-          .map(
-            (w) =>
-              `at ${w.atS.toFixed(0)} s: the merge stopped after ${(w.pausedMs / 1000).toFixed(1)} s and resumed ` +
-              `${(w.maintenanceMs / 1000).toFixed(1)} s later, when the compaction had committed (${w.what})`,
+          .map((w) =>
+            PAUSE_MERGE
+              ? `at ${w.atS.toFixed(0)} s: the merge stopped after ${(w.pausedMs / 1000).toFixed(1)} s and resumed ` +
+                `${(w.maintenanceMs / 1000).toFixed(1)} s later, when the compaction had committed (${w.what})`
+              : `at ${w.atS.toFixed(0)} s: the compaction committed ${(w.maintenanceMs / 1000).toFixed(1)} s after ` +
+                `the start (${w.what})`,
           )
           .join('; ') +
         `. Markers committed outside these windows (${outside.length}): p50 ${round(quantile(outside, 0.5))} s, ` +
@@ -508,9 +533,10 @@ interface MaintenanceRun {
 }
 
 /**
- * What an operator runs on a schedule: every MAINTENANCE_EVERY_MIN minutes, pause the merge (it stops after its
- * batch), run `cdc-table-maintenance` (compaction by threshold, snapshot expiry), resume. A compaction cannot run
- * beside the merge: it fails on the position deletes the merge commits meanwhile to the files it rewrites.
+ * What an operator schedules: every MAINTENANCE_EVERY_MIN minutes, `cdc-table-maintenance` (compaction by
+ * threshold, snapshot expiry, orphan listing) beside the running merge. With PAUSE_MERGE, the old procedure: pause
+ * the merge (it stops after its batch), run the maintenance, resume as soon as the compaction has committed.
+ * A run's window is from its start to its compaction's commit (or the workflow's end when nothing was compacted).
  */
 async function maintain(
   stack: Stack,
@@ -526,15 +552,18 @@ async function maintain(
     while (Date.now() < due && !stop.aborted) await sleep(250);
     if (stop.aborted) return;
     const startedAtMs = Date.now();
-    await merge.signal(CDC_MERGE_SIGNALS.pause);
-    while ((await merge.query<CdcMergeProgress>(PROGRESS_QUERY)).phase !== 'paused') await sleep(100);
+    if (PAUSE_MERGE) {
+      await merge.signal(CDC_MERGE_SIGNALS.pause);
+      while ((await merge.query<CdcMergeProgress>(PROGRESS_QUERY)).phase !== 'paused') await sleep(100);
+    }
     const pausedAtMs = Date.now();
     const before = currentSnapshotId(await stack.warehouse.catalog.loadTable(table));
     let resumedAtMs: number | undefined;
+    let compacted: { summary: Record<string, string> } | undefined;
     const resume = async () => {
       if (resumedAtMs !== undefined) return;
       resumedAtMs = Date.now();
-      await merge.signal(CDC_MERGE_SIGNALS.resume);
+      if (PAUSE_MERGE) await merge.signal(CDC_MERGE_SIGNALS.resume);
     };
     let what: string;
     try {
@@ -544,24 +573,31 @@ async function maintain(
         { icebergTable: table, expireOlderThanMs: 60_000, retainLast: 2 },
         { taskQueue: stack.taskQueue },
       );
-      // Only the compaction conflicts with the merge: resume as soon as its snapshot is committed, and let the
-      // snapshot expiry and orphan listing run beside the merge (they never touch the current snapshot's files).
+      // The window ends when the compaction's snapshot is committed; expiry and the orphan listing follow.
       let finished = false;
       const result = handle.result().finally(() => (finished = true));
       while (!finished) {
         const now = await stack.warehouse.catalog.loadTable(table);
-        const current = now.metadata.snapshots.find((x) => x.snapshotId === now.metadata.currentSnapshotId);
-        if (current && current.snapshotId !== before && current.summary.operation === 'replace') {
+        const replace = now.metadata.snapshots.find(
+          (x) => x.summary.operation === 'replace' && x.snapshotId !== before && x.timestampMs >= BigInt(pausedAtMs),
+        );
+        if (replace) {
+          compacted = replace;
           await resume();
           break;
         }
         await sleep(200);
       }
       const r = await result;
+      const carried = compacted
+        ? `, carried over ${compacted.summary['added-position-deletes'] ?? 0} concurrent deletes in ` +
+          `${compacted.summary['added-position-delete-files'] ?? 0} delete files`
+        : '';
       what =
         `${r.compaction ? `compacted: ${r.compactionReason}` : r.compactionReason}; data files ` +
-        `${r.before.dataFiles} → ${r.after.dataFiles}, delete files ${r.before.deleteFiles} → ${r.after.deleteFiles}, ` +
-        `${r.expiry.expiredSnapshots} snapshots expired, the whole workflow took ${((Date.now() - pausedAtMs) / 1000).toFixed(1)} s`;
+        `${r.before.dataFiles} → ${r.after.dataFiles}, delete files ${r.before.deleteFiles} → ${r.after.deleteFiles}` +
+        `${carried}, ${r.expiry.expiredSnapshots} snapshots expired, the whole workflow took ` +
+        `${((Date.now() - pausedAtMs) / 1000).toFixed(1)} s`;
     } finally {
       await resume();
     }
@@ -610,6 +646,8 @@ async function catchUp(stack: Stack, figures: Figure[], notes: string[]): Promis
   const target = await currentLsn(db);
   log(`catch-up: backlog of ${changes} changes written; starting the merge`);
   const cpuBefore = cpuSeconds(stack.worker.child.pid!);
+  const postgresBefore = postgresCpuSeconds(stack.postgres);
+  const loadBefore = os.loadavg()[0]!;
   const started = Date.now();
   const handle = await startCdcMerge(
     stack.client,
@@ -619,7 +657,7 @@ async function catchUp(stack: Stack, figures: Figure[], notes: string[]): Promis
       tables: [{ source: 'public.orders', icebergTable: `${sourceName}.public.orders` }],
       slot,
       publication: slot,
-      maxChangesPerBatch: 100_000,
+      maxChangesPerBatch: CATCHUP_BATCH,
       pollIntervalMs: 100,
     },
     { taskQueue: stack.taskQueue },
@@ -627,6 +665,9 @@ async function catchUp(stack: Stack, figures: Figure[], notes: string[]): Promis
   while ((await slotState(db, slot)).confirmed < target) await sleep(250);
   const seconds = (Date.now() - started) / 1000;
   const cpu = cpuSeconds(stack.worker.child.pid!) - cpuBefore;
+  const postgresCpu = postgresCpuSeconds(stack.postgres) - postgresBefore;
+  const loadAfter = os.loadavg()[0]!;
+  const progress = await handle.query<CdcMergeProgress>(PROGRESS_QUERY);
   await handle.cancel();
   const rate = changes / seconds;
   log(
@@ -640,11 +681,36 @@ async function catchUp(stack: Stack, figures: Figure[], notes: string[]): Promis
     ratio: null,
     goal: '≥ 50,000 changes/s on 2 cores',
   });
+  figures.push({
+    name: 'catch_up_worker_cpu',
+    value: round(cpu, 1),
+    unit: 'CPU s (the worker process, 1M changes)',
+    peer: null,
+    ratio: null,
+    goal: null,
+  });
+  figures.push({
+    name: 'catch_up_changes_per_worker_cpu_second',
+    value: round(changes / cpu, 0),
+    unit: 'changes per worker CPU-s',
+    peer: null,
+    ratio: null,
+    goal: null,
+  });
+  figures.push({
+    name: 'catch_up_postgres_cpu',
+    value: round(postgresCpu, 1),
+    unit: 'CPU s (all PostgreSQL processes: logical decoding, advances, the catalog reads)',
+    peer: null,
+    ratio: null,
+    goal: null,
+  });
   notes.push(
     `Catch-up: a backlog of ${changes} changes (transactions of 6,000 updates + 2,500 inserts + 1,500 deletes) on ` +
-      `a ${ROWS}-row table, merged from a standing start with batches of up to 100,000 changes in ` +
-      `${seconds.toFixed(1)} s; the worker process used ${cpu.toFixed(1)} CPU s (${round(changes / cpu, 0)} changes ` +
-      'per CPU second).',
+      `a ${ROWS}-row table, merged from a standing start with batches of up to ${CATCHUP_BATCH} changes ` +
+      `(${progress.batches} batches) in ${seconds.toFixed(1)} s; the worker process used ${cpu.toFixed(1)} CPU s ` +
+      `(${round(changes / cpu, 0)} changes per CPU second), PostgreSQL ${postgresCpu.toFixed(1)} CPU s; load ` +
+      `average ${loadBefore.toFixed(1)} at the merge's start, ${loadAfter.toFixed(1)} at its end.`,
   );
   await db.end();
 }

@@ -6,6 +6,7 @@ import { CompositeFileIO } from '../../lib/storage/index.js';
 import { cdcMergeWorkflowId } from '../../schemas/cdc.js';
 import { SchemaResolution } from '../../schemas/cdc-operations.js';
 import {
+  cdcMergeAddTableUpdate,
   cdcMergeForgetUpdate,
   cdcMergeReplayUpdate,
   cdcMergeResolveSchemaUpdate,
@@ -35,7 +36,8 @@ export function formatQuarantineEntries(entries: readonly QuarantineEntry[]): st
     const day = /(\d{4}-\d{2}-\d{2})\.jsonl$/.exec(e.file)?.[1] ?? '';
     return (
       `${e.id.slice(0, 12)}  ${day}  ${e.record.errorKind.padEnd(28)} ${(e.record.table ?? '-').padEnd(24)} ` +
-      `${(e.record.commitLsn ?? '-').padEnd(12)} ${status.padEnd(10)} ${e.record.message}`
+      `${(e.record.commitLsn ?? '-').padEnd(12)} ${status.padEnd(10)} ${e.record.message}` +
+      (e.mark?.reason ? ` [not applied: ${e.mark.reason}]` : '')
     );
   });
 }
@@ -92,6 +94,37 @@ export function registerCdc(program: Command): void {
           `, ${result.quarantineRecordsRemoved} quarantine record(s) removed; purge of old files due ${result.purgeDueAt}`,
       );
     });
+
+  cdc
+    .command('add-table')
+    .description("add a source table to a running source's merge (the same slot and publication)")
+    .requiredOption('--source <name>', 'the source')
+    .requiredOption('--table <table>', 'source schema.table')
+    .option('--key <column>', 'a key column, for a table without a primary key; repeat for each', collect)
+    .option('--buckets <n>', 'buckets of bucket(N, key)', (v) => Number(v))
+    .option('--iceberg-table <name>', 'the Iceberg table (default <source>.<schema>.<table>)')
+    .action(
+      async (
+        opts: { source: string; table: string; key?: string[]; buckets?: number; icebergTable?: string },
+        cmd: Command,
+      ) => {
+        const request = {
+          table: opts.table,
+          ...(opts.key ? { key: opts.key } : {}),
+          ...(opts.buckets !== undefined ? { buckets: opts.buckets } : {}),
+          ...(opts.icebergTable ? { icebergTable: opts.icebergTable } : {}),
+        };
+        const result = await withMerge(cmd, opts.source, (h) =>
+          h.executeUpdate(cdcMergeAddTableUpdate, { args: [request] }),
+        );
+        console.log(
+          result.alreadyOnboarded
+            ? `${opts.table} → ${result.icebergTable} was already added (watermark ${result.watermark})`
+            : `added ${opts.table} → ${result.icebergTable}: ${result.rowsCopied} row(s) copied, watermark ` +
+                `${result.watermark}, ${result.quarantined} quarantined`,
+        );
+      },
+    );
 
   cdc
     .command('resolve')
@@ -175,7 +208,8 @@ export function registerCdc(program: Command): void {
       );
       console.log(
         `selected ${result.selected}, replayed ${result.replayed}, still failing ${result.stillFailing}` +
-          (result.skippedUnknownTable ? `, ${result.skippedUnknownTable} of tables this merge does not write` : ''),
+          (result.skippedUnknownTable ? `, ${result.skippedUnknownTable} of tables this merge does not write` : '') +
+          (result.skippedNewer ? `, ${result.skippedNewer} superseded by a newer change of their key` : ''),
       );
     });
 }

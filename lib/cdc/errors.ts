@@ -31,6 +31,11 @@ export const CDC_ERROR_KINDS = {
   'slot-invalidated': 'Corrupt',
   /** The source database did not answer or refused the connection. */
   'source-unavailable': 'ServiceUnavailable',
+  /**
+   * A source connection reference (`env:NAME`, `file:/path`) does not resolve on this worker: the variable is unset
+   * or the file unreadable. Retryable: another worker, or this one once configured, can resolve it.
+   */
+  'source-secret': 'ServiceUnavailable',
   /** The source server is not set up for logical replication (`wal_level`, privileges, slot limits). */
   'source-config': 'InvalidConfig',
   /** A source value cannot be converted to its Iceberg type (type mismatch, out of range, infinity…). */
@@ -128,6 +133,19 @@ export class ReplicationError extends CdcError {
     options?: ErrorOptions,
   ) {
     super(message, options);
+  }
+}
+
+/** A source connection reference that does not resolve on this worker (lib/cdc/source-secret.ts). */
+export class SourceSecretError extends CdcError {
+  override readonly name = 'SourceSecretError';
+  readonly kind = 'source-secret';
+  constructor(
+    /** The reference as given (`env:NAME`, `file:/path`); never the secret. */
+    readonly reference: string,
+    message: string,
+  ) {
+    super(message);
   }
 }
 

@@ -243,7 +243,7 @@ function textToIceberg(type: IcebergType, text: string): unknown {
       return type.kind === 'float' ? Math.fround(n) : n;
     }
     case 'decimal':
-      return decimalFromText(text, type.precision, type.scale, fail);
+      return fastDecimal(text, type.precision, type.scale) ?? decimalFromText(text, type.precision, type.scale, fail);
     case 'uuid':
       if (!UUID_TEXT.test(text)) fail('expected a UUID');
       return text.toLowerCase();
@@ -253,7 +253,9 @@ function textToIceberg(type: IcebergType, text: string): unknown {
       return timeFromPgText(text, fail);
     case 'timestamp':
     case 'timestamptz':
-      return timestampFromPgText(text, type.kind === 'timestamptz', fail);
+      return (
+        fastTimestamp(text, type.kind === 'timestamptz') ?? timestampFromPgText(text, type.kind === 'timestamptz', fail)
+      );
     case 'binary':
       return byteaFromPgText(text, fail);
     case 'fixed': {
@@ -312,8 +314,130 @@ export function decimalFromText(
     digits += '0'.repeat(scale - fraction.length);
   }
   const magnitude = BigInt(digits);
-  if (magnitude >= 10n ** BigInt(precision)) fail(`it has more than ${precision} digits at scale ${scale}`);
+  if (magnitude >= pow10(precision)) fail(`it has more than ${precision} digits at scale ${scale}`);
   return { unscaled: m[1] === '-' ? -magnitude : magnitude, scale };
+}
+
+const POW10: bigint[] = [];
+
+/** 10ⁿ as a bigint, computed once per n. */
+function pow10(n: number): bigint {
+  return (POW10[n] ??= 10n ** BigInt(n));
+}
+
+/** Exact powers of ten a double holds (10¹⁵ and below). */
+const NUMBER_POW10 = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+
+/**
+ * The common case of {@link decimalFromText} without a regex or string building: an unsigned or `-` plain decimal
+ * whose digits, scaled, fit 15 digits (exact in a double). `undefined` for anything else, which the full path then
+ * converts or refuses; where this returns a value, it is the full path's.
+ */
+export function fastDecimal(text: string, precision: number, scale: number): DecimalValue | undefined {
+  const n = text.length;
+  let i = 0;
+  const negative = n > 0 && text.charCodeAt(0) === 45; /* - */
+  if (negative) i = 1;
+  let value = 0;
+  let intDigits = 0;
+  for (; i < n; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) break;
+    value = value * 10 + d;
+    intDigits++;
+  }
+  let fractionDigits = 0;
+  if (i < n) {
+    if (text.charCodeAt(i) !== 46 /* . */ || i === n - 1) return undefined;
+    for (i++; i < n; i++) {
+      const d = text.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) return undefined;
+      value = value * 10 + d;
+      fractionDigits++;
+    }
+  }
+  if (intDigits === 0 || fractionDigits > scale || intDigits + scale > 15) return undefined;
+  const unscaled = value * NUMBER_POW10[scale - fractionDigits]!;
+  if (precision <= 15 && unscaled >= NUMBER_POW10[precision]!) return undefined;
+  const magnitude = BigInt(unscaled);
+  return { unscaled: negative ? -magnitude : magnitude, scale };
+}
+
+/** Validated days from 1970-01-01 by `year * 10000 + month * 100 + day`: timestamps of a batch share few days. */
+const DAYS_CACHE = new Map<number, number>();
+
+/** Two ASCII digits at `i` as a number, or -1. */
+function twoDigits(text: string, i: number): number {
+  const a = text.charCodeAt(i) - 48;
+  const b = text.charCodeAt(i + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
+
+/**
+ * The common case of {@link timestampFromPgText} without a regex and with one bigint: `YYYY-MM-DD HH:MM:SS[.f…]`
+ * with a four-digit year within about 270 years of 1970, and for timestamptz an offset `±HH[:MM[:SS]]`. `undefined`
+ * for anything else (other forms, BC, infinity, invalid fields), which the full path then converts or refuses; where
+ * this returns a value, it is the full path's.
+ */
+export function fastTimestamp(text: string, withZone: boolean): bigint | undefined {
+  const n = text.length;
+  if (n < 19 || text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || text.charCodeAt(10) !== 32) return undefined;
+  if (text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58) return undefined;
+  const century = twoDigits(text, 0);
+  const yy = twoDigits(text, 2);
+  const month = twoDigits(text, 5);
+  const day = twoDigits(text, 8);
+  const hours = twoDigits(text, 11);
+  const minutes = twoDigits(text, 14);
+  const seconds = twoDigits(text, 17);
+  if (century < 0 || yy < 0 || month < 1 || month > 12 || day < 1) return undefined;
+  if (hours < 0 || hours > 23 || minutes < 0 || minutes > 59 || seconds < 0 || seconds > 59) return undefined;
+  const year = century * 100 + yy;
+  const dateKey = year * 10_000 + month * 100 + day;
+  let days = DAYS_CACHE.get(dateKey);
+  if (days === undefined) {
+    days = daysFromCivil(year, month, day);
+    const back = civilFromDays(days);
+    if (back.year !== year || back.month !== month || back.day !== day) return undefined;
+    if (DAYS_CACHE.size < 100_000) DAYS_CACHE.set(dateKey, days);
+  }
+  // Whole microseconds stay exact in a double up to 2^53 µs, about 285 years either side of 1970.
+  if (days > 98_000 || days < -98_000) return undefined;
+  let i = 19;
+  let fraction = 0;
+  if (i < n && text.charCodeAt(i) === 46 /* . */) {
+    let digits = 0;
+    for (i++; i < n; i++) {
+      const d = text.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) break;
+      if (++digits > 6) return undefined;
+      fraction = fraction * 10 + d;
+    }
+    if (digits === 0) return undefined;
+    fraction *= NUMBER_POW10[6 - digits]!;
+  }
+  let offsetSeconds = 0;
+  if (withZone) {
+    const sign = text.charCodeAt(i);
+    if (sign !== 43 && sign !== 45) return undefined;
+    const oh = twoDigits(text, i + 1);
+    if (oh < 0) return undefined;
+    i += 3;
+    let om = 0;
+    let os = 0;
+    if (i < n) {
+      if (text.charCodeAt(i) !== 58 || (om = twoDigits(text, i + 1)) < 0) return undefined;
+      i += 3;
+      if (i < n) {
+        if (text.charCodeAt(i) !== 58 || (os = twoDigits(text, i + 1)) < 0) return undefined;
+        i += 3;
+      }
+    }
+    offsetSeconds = (oh * 3600 + om * 60 + os) * (sign === 45 ? -1 : 1);
+  }
+  if (i !== n) return undefined;
+  const micros = days * 86_400_000_000 + (hours * 3600 + minutes * 60 + seconds - offsetSeconds) * 1_000_000 + fraction;
+  return BigInt(micros);
 }
 
 function civilDays(yearText: string, monthText: string, dayText: string, bc: boolean, fail: (p: string) => never) {
@@ -360,7 +484,7 @@ function timeFromPgText(text: string, fail: (p: string) => never): bigint {
   return microsOfDay(m[1] as string, m[2] as string, m[3] as string, m[4], fail);
 }
 
-function timestampFromPgText(text: string, withZone: boolean, fail: (p: string) => never): bigint {
+export function timestampFromPgText(text: string, withZone: boolean, fail: (p: string) => never): bigint {
   rejectInfinity(text, fail);
   const m = TIMESTAMP_TEXT.exec(text);
   if (!m) return fail('expected an ISO timestamp like 2024-01-31 13:45:00.123456 (DateStyle ISO)');

@@ -40,6 +40,20 @@ export interface ReadChangeBatchOptions {
   readonly fetchSize?: number;
   /** The logical server name written to `source.name`. @default the database name */
   readonly serverName?: string;
+  /**
+   * Read as if the slot had already been advanced to this commit end LSN (a batch that is being merged but not yet
+   * committed, so the slot has not moved): the server still decodes from the slot's position, and drops the
+   * transactions that commit before this LSN itself; their Relation and Type messages still reach the decoder, which
+   * needs them for the later transactions. This is how the next batch is read ahead while the current one is merged
+   * (lib/cdc/prefetch.ts). @default the slot's position
+   */
+  readonly startAfter?: bigint;
+  /**
+   * With {@link ReadChangeBatchOptions.startAfter}: about how many messages the server produces for the skipped
+   * transactions (the previous batch's {@link ChangeBatch.messages}), added to the server's `upto_nchanges` so that
+   * the skipped part does not use up the limit. @default 0
+   */
+  readonly skippedMessages?: number;
   /** @default Date.now */
   readonly now?: () => number;
 }
@@ -82,6 +96,12 @@ export interface ChangeBatch {
   readonly relations: ReadonlyMap<string, BatchRelation>;
   /** Bytes of pgoutput messages read. */
   readonly bytes: number;
+  /**
+   * Messages the server produced for this batch's transactions (from its first message through its last COMMIT,
+   * Relation messages included, skipped transactions not): a batch read right after this one with
+   * {@link ReadChangeBatchOptions.startAfter} passes it as {@link ReadChangeBatchOptions.skippedMessages}.
+   */
+  readonly messages: number;
 }
 
 interface OpenTransaction {
@@ -139,8 +159,19 @@ export async function readChangeBatch(client: pg.ClientBase, options: ReadChange
   const maxBytes = positiveInteger('maxBytes', options.maxBytes ?? 64 * 1024 * 1024);
   const fetchSize = positiveInteger('fetchSize', options.fetchSize ?? 5000);
   const nowMs = (options.now ?? Date.now)();
+  const startAfter = options.startAfter;
+  const skippedMessages = options.skippedMessages ?? 0;
+  if (!Number.isSafeInteger(skippedMessages) || skippedMessages < 0) {
+    throw new InvalidCdcOptionError('skippedMessages', `must be a non-negative integer, got ${skippedMessages}`);
+  }
+  const serverLimit = Math.min(
+    serverRowLimit(maxChanges) + (startAfter === undefined ? 0 : skippedMessages),
+    2_147_483_647,
+  );
 
   const decoder = new PgoutputPlugin({ protoVersion: 1, publicationNames: [publication] });
+  /** The Relation messages read so far, by relation OID (a later one for the same table replaces it). */
+  const relationsById = new Map<number, Pgoutput.MessageRelation>();
   const events: ChangeEvent[] = [];
   const relations = new Map<string, BatchRelation>();
   /** `schema.table` of each relation the decoder handed out (a Relation message replaces the object). */
@@ -152,6 +183,13 @@ export async function readChangeBatch(client: pg.ClientBase, options: ReadChange
   let lastCommitTimeMs: number | undefined;
   let bytes = 0;
   let rowsFetched = 0;
+  /** Rows the server produced in all (with `startAfter`, skipped ones included). */
+  let serverRows = -1;
+  /** Messages of this batch's own transactions: from the first kept one through the last COMMIT read. */
+  let kept = 0;
+  let messages = 0;
+  /** Relations defined only in skipped transactions, for the batch's `relations` when its changes use them. */
+  const skippedRelations = new Map<string, BatchRelation>();
   let stoppedEarly = false;
   let uptoLsn = 0n;
 
@@ -164,16 +202,38 @@ export async function readChangeBatch(client: pg.ClientBase, options: ReadChange
     uptoLsn = parseLsn(head.rows[0]?.flush ?? '0/0');
     const db = head.rows[0]?.db ?? '';
     const serverName = options.serverName ?? db;
-    await client.query(
-      `DECLARE ${CURSOR} NO SCROLL CURSOR FOR
-         SELECT lsn::text AS lsn, data
-           FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, $3, 'proto_version', '1', 'publication_names', $4)`,
-      [slot, formatLsn(uptoLsn), serverRowLimit(maxChanges), publication],
-    );
+    if (startAfter === undefined) {
+      await client.query(
+        `DECLARE ${CURSOR} NO SCROLL CURSOR FOR
+           SELECT lsn::text AS lsn, encode(data, 'base64') AS data
+             FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, $3, 'proto_version', '1', 'publication_names', $4)`,
+        [slot, formatLsn(uptoLsn), serverLimit, publication],
+      );
+    } else {
+      // The server keeps every message from the first BEGIN whose commit LSN (its first field) is at or after
+      // `startAfter` (transactions come in commit order), and the Relation ('R') and Type ('Y') messages before it.
+      await client.query(
+        `DECLARE ${CURSOR} NO SCROLL CURSOR FOR
+           WITH c AS MATERIALIZED (
+             SELECT p.lsn, p.data, p.ord
+               FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, $3, 'proto_version', '1',
+                                                        'publication_names', $4) WITH ORDINALITY AS p(lsn, xid, data, ord)
+           ), f AS (
+             SELECT coalesce((SELECT min(ord) FROM c
+                               WHERE get_byte(data, 0) = 66 AND substring(data FROM 2 FOR 8) >= $5::bytea),
+                             (SELECT count(*) + 1 FROM c)) AS first,
+                    (SELECT count(*) FROM c) AS total
+           )
+           SELECT c.lsn::text AS lsn, encode(c.data, 'base64') AS data, f.total::text AS total, c.ord >= f.first AS kept
+             FROM c, f
+            WHERE c.ord >= f.first OR get_byte(c.data, 0) IN (82, 89)
+            ORDER BY c.ord`,
+        [slot, formatLsn(uptoLsn), serverLimit, publication, lsnBytes(startAfter)],
+      );
+    }
 
-    const finishTransaction = (commit: Pgoutput.MessageCommit, rowLsn: bigint) => {
+    const finishTransaction = (commitEndLsn: bigint, rowLsn: bigint) => {
       if (!open) throw corrupt(slot, rowLsn, 'a COMMIT without a BEGIN');
-      const commitEndLsn = commit.commitEndLsn === null ? rowLsn : parseLsn(commit.commitEndLsn);
       const txn = open;
       const commitText = formatLsn(txn.commitLsn);
       for (let i = 0; i < txn.changes.length; i++) {
@@ -219,16 +279,52 @@ export async function readChangeBatch(client: pg.ClientBase, options: ReadChange
 
     let exhausted = false;
     while (!exhausted && !stoppedEarly) {
-      const chunk = await client.query<{ lsn: string; data: string }>({
+      const chunk = await client.query<{ lsn: string; data: string; total?: string; kept?: string }>({
         text: `FETCH ${fetchSize} FROM ${CURSOR}`,
         types: RAW_TEXT_TYPES,
       });
       rowsFetched += chunk.rows.length;
       exhausted = chunk.rows.length < fetchSize;
       for (const row of chunk.rows) {
+        if (row.total !== undefined && serverRows < 0) serverRows = Number(row.total);
+        // Every column comes as the server's text (RAW_TEXT_TYPES): the boolean is 't' or 'f'.
+        const skipped = row.kept === 'f';
+        if (!skipped) kept += 1;
         const rowLsn = parseLsn(row.lsn);
-        const buffer = Buffer.from(row.data.slice(2), 'hex');
+        // Base64 (the server breaks its lines; the decoder skips them): a third less text to receive than hex.
+        const buffer = Buffer.from(row.data, 'base64');
         bytes += buffer.length;
+        // Row changes, BEGIN and COMMIT (nearly every message) are read here, straight into what the batch keeps;
+        // the library reads the rest (Relation, Type, Truncate, Origin), and its relation cache serves Truncate.
+        const tag = buffer[0];
+        if (tag === TAG_INSERT || tag === TAG_UPDATE || tag === TAG_DELETE) {
+          let change: PendingChange;
+          try {
+            change = decodeRowChange(buffer, relationsById, rowLsn);
+          } catch (err) {
+            throw corrupt(slot, rowLsn, (err as Error).message, err);
+          }
+          pending(open, slot, rowLsn).push(change);
+          continue;
+        }
+        if (tag === TAG_BEGIN || tag === TAG_COMMIT) {
+          if (buffer.length < (tag === TAG_BEGIN ? 21 : 26)) throw corrupt(slot, rowLsn, 'unexpected end of message');
+          if (tag === TAG_BEGIN) {
+            open = {
+              xid: buffer.readInt32BE(17),
+              commitLsn: lsnOr(buffer.readBigUInt64BE(1), rowLsn),
+              commitTimeMicros: buffer.readBigUInt64BE(9) + PG_EPOCH_UNIX_MICROS,
+              changes: [],
+              perTable: new Map(),
+            };
+            continue;
+          }
+          finishTransaction(lsnOr(buffer.readBigUInt64BE(10), rowLsn), rowLsn);
+          messages = kept;
+          if (events.length >= maxChanges || bytes >= maxBytes) stoppedEarly = true;
+          if (stoppedEarly) break;
+          continue;
+        }
         let message: Pgoutput.Message;
         try {
           message = decoder.parse(buffer);
@@ -236,41 +332,23 @@ export async function readChangeBatch(client: pg.ClientBase, options: ReadChange
           throw corrupt(slot, rowLsn, (err as Error).message, err);
         }
         switch (message.tag) {
-          case 'begin':
-            open = {
-              xid: message.xid,
-              commitLsn: message.commitLsn === null ? rowLsn : parseLsn(message.commitLsn),
-              commitTimeMicros: BigInt(message.commitTime as bigint),
-              changes: [],
-              perTable: new Map(),
-            };
-            break;
           case 'relation':
             // Keep values as the server's text: the library would otherwise run pg's process-global parsers
             // (Dates in the process time zone, JSON objects). Only this batch's decoder sees the change.
             for (const column of message.columns) column.parser = (raw: unknown) => raw;
-            relations.set(qualifiedName({ schema: message.schema, table: message.name }), {
-              table: qualifiedName({ schema: message.schema, table: message.name }),
-              replicaIdentity: message.replicaIdentity,
-              columns: message.columns.map((c) => ({
-                name: c.name,
-                typeOid: c.typeOid,
-                typeMod: c.typeMod,
-                isKey: (c.flags & 1) === 1,
-              })),
-            });
-            break;
-          case 'insert':
-            pending(open, slot, rowLsn).push(rowChange('c', message.relation, null, message.new, rowLsn));
-            break;
-          case 'update':
-            pending(open, slot, rowLsn).push(
-              rowChange('u', message.relation, message.old ?? message.key, message.new, rowLsn),
-            );
-            break;
-          case 'delete':
-            pending(open, slot, rowLsn).push(
-              rowChange('d', message.relation, message.old ?? message.key, null, rowLsn),
+            relationsById.set(message.relationOid, message);
+            (skipped ? skippedRelations : relations).set(
+              qualifiedName({ schema: message.schema, table: message.name }),
+              {
+                table: qualifiedName({ schema: message.schema, table: message.name }),
+                replicaIdentity: message.replicaIdentity,
+                columns: message.columns.map((c) => ({
+                  name: c.name,
+                  typeOid: c.typeOid,
+                  typeMod: c.typeMod,
+                  isKey: (c.flags & 1) === 1,
+                })),
+              },
             );
             break;
           case 'truncate':
@@ -285,9 +363,12 @@ export async function readChangeBatch(client: pg.ClientBase, options: ReadChange
               });
             }
             break;
+          case 'begin':
           case 'commit':
-            finishTransaction(message, rowLsn);
-            if (events.length >= maxChanges || bytes >= maxBytes) stoppedEarly = true;
+          case 'insert':
+          case 'update':
+          case 'delete':
+            // Read above, never by the library.
             break;
           default:
             // Type and origin messages carry nothing the merge needs.
@@ -304,7 +385,14 @@ export async function readChangeBatch(client: pg.ClientBase, options: ReadChange
   }
   // The server stops at `upto_nchanges` rows too; when it may have, later changes can be waiting below uptoLsn. A
   // transaction still open means the peek ended inside one, which whole-transaction decoding should never do.
-  const cutShort = stoppedEarly || rowsFetched >= serverRowLimit(maxChanges) || open !== undefined;
+  const cutShort = stoppedEarly || (serverRows >= 0 ? serverRows : rowsFetched) >= serverLimit || open !== undefined;
+  // A table whose Relation message came in a skipped transaction: the batch still names its definition, as a read
+  // from the slot's own position would have.
+  for (const table of tableNames.values()) {
+    if (relations.has(table)) continue;
+    const skippedRelation = skippedRelations.get(table);
+    if (skippedRelation) relations.set(table, skippedRelation);
+  }
   const advanceTo = cutShort ? lastCommitEndLsn : uptoLsn > (lastCommitEndLsn ?? 0n) ? uptoLsn : lastCommitEndLsn;
   return {
     events,
@@ -317,7 +405,15 @@ export async function readChangeBatch(client: pg.ClientBase, options: ReadChange
     advanceTo,
     relations,
     bytes,
+    messages,
   };
+}
+
+/** An LSN as the 8 big-endian bytes pgoutput writes (so that `bytea` order is LSN order). */
+function lsnBytes(lsn: bigint): Buffer {
+  const out = Buffer.alloc(8);
+  out.writeBigUInt64BE(lsn);
+  return out;
 }
 
 /**
@@ -355,34 +451,166 @@ function corrupt(slot: string, lsn: bigint, problem: string, cause?: unknown): R
   );
 }
 
-function rowChange(
-  op: DebeziumOp,
-  relation: Pgoutput.MessageRelation,
-  before: Record<string, unknown> | null,
-  after: Record<string, unknown> | null,
+const TAG_BEGIN = 0x42;
+const TAG_COMMIT = 0x43;
+const TAG_INSERT = 0x49;
+const TAG_UPDATE = 0x55;
+const TAG_DELETE = 0x44;
+const SUB_KEY = 0x4b;
+const SUB_OLD = 0x4f;
+const SUB_NEW = 0x4e;
+/** Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01. */
+const PG_EPOCH_UNIX_MICROS = 946_684_800_000_000n;
+
+/** An LSN field: 0 means "none", in which case the row's own LSN stands in (as the library did). */
+function lsnOr(lsn: bigint, rowLsn: bigint): bigint {
+  return lsn === 0n ? rowLsn : lsn;
+}
+
+/** Where {@link readImage} and its siblings are in a message. */
+interface MessageCursor {
+  readonly buf: Buffer;
+  pos: number;
+}
+
+/**
+ * An Insert, Update or Delete message (pgoutput proto 1) as a pending change, read straight from its bytes into the
+ * row images the batch keeps: the after-image with unchanged TOASTed columns listed (and holding the placeholder),
+ * the before-image without absent values. The same result as the pg-logical-replication tuple objects run through
+ * the former copy step, without those intermediate objects and strings per value.
+ */
+function decodeRowChange(
+  buf: Buffer,
+  relations: ReadonlyMap<number, Pgoutput.MessageRelation>,
   changeLsn: bigint,
 ): PendingChange {
+  const tag = buf[0];
+  const relation = relations.get(buf.readInt32BE(1));
+  if (!relation) throw new Error('missing relation');
+  const cur: MessageCursor = { buf, pos: 5 };
   const unchanged: string[] = [];
-  let image: Record<string, unknown> | null = null;
-  if (after) {
-    image = {};
-    for (const column of relation.columns) {
-      if (!(column.name in after)) continue;
-      const value = after[column.name];
-      // The library leaves an unchanged TOAST datum `undefined` when there is no old row to copy it from.
+  if (tag === TAG_INSERT) {
+    cur.pos += 1; // 'N'
+    return { op: 'c', relation, before: null, after: readImage(cur, relation, null, unchanged), unchanged, changeLsn };
+  }
+  const sub = buf[cur.pos++];
+  if (tag === TAG_UPDATE) {
+    let before: Record<string, unknown> | null = null;
+    if (sub === SUB_KEY) {
+      before = readKey(cur, relation);
+      cur.pos += 1; // 'N'
+    } else if (sub === SUB_OLD) {
+      before = readOld(cur, relation);
+      cur.pos += 1; // 'N'
+    } else if (sub !== SUB_NEW) {
+      throw new Error(`unknown submessage key ${String.fromCharCode(sub ?? 0)}`);
+    }
+    // With an old row (REPLICA IDENTITY FULL), an unchanged TOASTed value is taken from it.
+    const after = readImage(cur, relation, sub === SUB_OLD ? before : null, unchanged);
+    return { op: 'u', relation, before, after, unchanged, changeLsn };
+  }
+  let before: Record<string, unknown>;
+  if (sub === SUB_KEY) before = readKey(cur, relation);
+  else if (sub === SUB_OLD) before = readOld(cur, relation);
+  else throw new Error(`unknown submessage key ${String.fromCharCode(sub ?? 0)}`);
+  return { op: 'd', relation, before, after: null, unchanged: [], changeLsn };
+}
+
+/** Marks a TupleData value that is an unchanged TOASTed datum (pgoutput's 'u'). */
+const UNCHANGED = Symbol('unchanged');
+
+/** The next TupleData column's value: text as a string, null, binary as bytes, or {@link UNCHANGED}. */
+function readValue(cur: MessageCursor): unknown {
+  const { buf } = cur;
+  const kind = buf[cur.pos++];
+  switch (kind) {
+    case 0x74 /* t */: {
+      const length = buf.readInt32BE(cur.pos);
+      const start = cur.pos + 4;
+      const end = start + length;
+      if (length < 0 || end > buf.length) throw new Error('unexpected end of message');
+      cur.pos = end;
+      return buf.toString('utf8', start, end);
+    }
+    case 0x6e /* n */:
+      return null;
+    case 0x75 /* u */:
+      return UNCHANGED;
+    case 0x62 /* b */: {
+      const length = buf.readInt32BE(cur.pos);
+      const start = cur.pos + 4;
+      const end = start + length;
+      if (length < 0 || end > buf.length) throw new Error('unexpected end of message');
+      cur.pos = end;
+      return buf.subarray(start, end);
+    }
+    default:
+      throw new Error(`unknown attribute kind ${String.fromCharCode(kind ?? 0)}`);
+  }
+}
+
+/** The column names of a TupleData's fields, checking that the relation has that many. */
+function columnName(relation: Pgoutput.MessageRelation, i: number): string {
+  const column = relation.columns[i];
+  if (!column) throw new Error(`a tuple has more columns than relation ${relation.schema}.${relation.name}`);
+  return column.name;
+}
+
+/** An after-image: unchanged TOASTed values come from `old` when it has them, else are listed in `unchanged`. */
+function readImage(
+  cur: MessageCursor,
+  relation: Pgoutput.MessageRelation,
+  old: Record<string, unknown> | null,
+  unchanged: string[],
+): Record<string, unknown> {
+  const n = cur.buf.readInt16BE(cur.pos);
+  cur.pos += 2;
+  const image: Record<string, unknown> = {};
+  for (let i = 0; i < n; i++) {
+    const name = columnName(relation, i);
+    let value = readValue(cur);
+    if (value === UNCHANGED) {
+      value = old?.[name];
       if (value === undefined) {
-        unchanged.push(column.name);
-        image[column.name] = UNAVAILABLE_VALUE_PLACEHOLDER;
-      } else {
-        image[column.name] = value;
+        unchanged.push(name);
+        value = UNAVAILABLE_VALUE_PLACEHOLDER;
       }
     }
+    image[name] = value;
   }
-  let old: Record<string, unknown> | null = null;
-  if (before) {
-    old = {};
-    // A key-only old row (REPLICA IDENTITY DEFAULT/INDEX) has just the identity columns; keep it that way.
-    for (const [name, value] of Object.entries(before)) if (value !== undefined) old[name] = value;
+  return image;
+}
+
+/** A whole old row (REPLICA IDENTITY FULL), without the unchanged TOASTed values it cannot carry. */
+function readOld(cur: MessageCursor, relation: Pgoutput.MessageRelation): Record<string, unknown> {
+  const n = cur.buf.readInt16BE(cur.pos);
+  cur.pos += 2;
+  const old: Record<string, unknown> = {};
+  for (let i = 0; i < n; i++) {
+    const name = columnName(relation, i);
+    const value = readValue(cur);
+    if (value !== UNCHANGED) old[name] = value;
   }
-  return { op, relation, before: old, after: image, unchanged, changeLsn };
+  return old;
+}
+
+/**
+ * A key-only old row (REPLICA IDENTITY DEFAULT or INDEX): the identity columns, in the relation's key order; the
+ * other columns come as nulls that stand for "not sent", so they are left out, as are null values.
+ */
+function readKey(cur: MessageCursor, relation: Pgoutput.MessageRelation): Record<string, unknown> {
+  const n = cur.buf.readInt16BE(cur.pos);
+  cur.pos += 2;
+  const tuple: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (let i = 0; i < n; i++) {
+    const name = columnName(relation, i);
+    const value = readValue(cur);
+    tuple[name] = value === UNCHANGED ? undefined : value;
+  }
+  const key: Record<string, unknown> = {};
+  for (const name of relation.keyColumns) {
+    const value = tuple[name];
+    if (value !== null && value !== undefined) key[name] = value;
+  }
+  return key;
 }

@@ -3,7 +3,7 @@ import type { FileIO } from '../storage/file-io.js';
 import { parseChangeLine } from './debezium-files.js';
 import { SLUICE_SOURCE_VERSION, UNAVAILABLE_VALUE_PLACEHOLDER, type ChangeEvent } from './envelope.js';
 import { parseLsn } from './lsn.js';
-import type { QuarantineRecord } from './quarantine.js';
+import { quarantineToJsonLines, type QuarantineRecord } from './quarantine.js';
 
 /**
  * Where quarantined changes live and how an operator gets them back: JSON lines per source and UTC day under
@@ -26,6 +26,68 @@ export function quarantineDayFile(warehouse: string, sourceName: string, nowMs: 
 const DAY_FILE = /\/(\d{4}-\d{2}-\d{2})\.jsonl$/;
 const MARKS_FILE = '_replayed.jsonl';
 
+/** How many day files back {@link appendQuarantine} looks for a record it is about to write again. */
+const DEDUP_DAYS = 2;
+
+/**
+ * Appends `records` to the day file of `nowMs`, leaving out those already quarantined (the same origin, which holds
+ * a slot event's LSNs or a file's name and line, error kind, table and raw event) in that day's or the day before's
+ * file. A retried batch quarantines the same events again, also when the
+ * retry runs after UTC midnight, and adds nothing. The merge calls it before the batch's Iceberg commit, so that a
+ * crash between the two cannot lose a quarantined event (the retry skips the committed transactions).
+ *
+ * @returns the day file, or `null` when `records` is empty.
+ */
+export async function appendQuarantine(
+  io: FileIO,
+  warehouse: string,
+  sourceName: string,
+  records: readonly QuarantineRecord[],
+  nowMs: number,
+): Promise<string | null> {
+  if (records.length === 0) return null;
+  const uri = quarantineDayFile(warehouse, sourceName, nowMs);
+  const seen = new Set<string>();
+  let existing = '';
+  for (let back = DEDUP_DAYS - 1; back >= 0; back--) {
+    const file = quarantineDayFile(warehouse, sourceName, nowMs - back * 86_400_000);
+    if (!(await io.exists(file))) continue;
+    const text = Buffer.from(await io.read(file)).toString('utf8');
+    if (file === uri) existing = text;
+    for (const line of text.split('\n')) {
+      if (line.trim() !== '') seen.add(sameEventKey(JSON.parse(line) as QuarantineRecord));
+    }
+  }
+  const fresh: QuarantineRecord[] = [];
+  for (const record of records) {
+    const id = sameEventKey(record);
+    if (seen.has(id)) continue;
+    seen.add(id);
+    fresh.push(record);
+  }
+  if (fresh.length > 0) await io.write(uri, existing + quarantineToJsonLines(fresh));
+  return uri;
+}
+
+/**
+ * What makes two records the same quarantined event: origin (a slot event's change and commit LSNs, a file's name
+ * and line), error kind, table and the raw event without the envelope's top-level `ts_ms`, the time the event was
+ * built, which differs between two reads of the same change.
+ */
+function sameEventKey(record: QuarantineRecord): string {
+  let raw = record.raw;
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && 'ts_ms' in parsed) {
+      const { ts_ms: _builtAt, ...rest } = parsed as Record<string, unknown>;
+      raw = JSON.stringify(rest);
+    }
+  } catch {
+    // Not JSON (a broken file line): the raw text as it is.
+  }
+  return JSON.stringify([record.origin, record.errorKind, record.table ?? '', raw]);
+}
+
 /** The stable id of a quarantine record (hex sha256). */
 export function quarantineRecordId(record: QuarantineRecord): string {
   return createHash('sha256')
@@ -38,10 +100,12 @@ export interface ReplayMark {
   readonly id: string;
   /** ISO time of the replay. */
   readonly at: string;
-  /** `replayed` (applied to Iceberg) or `superseded` (the table was re-bootstrapped). */
+  /** `replayed` (applied to Iceberg) or `superseded` (a newer change of the key, or a re-bootstrap, replaced it). */
   readonly outcome: 'replayed' | 'superseded';
   /** The snapshot the replay committed, when it committed one. */
   readonly snapshotId?: string;
+  /** Why a `superseded` record was not applied (a newer change of its key, a re-bootstrap). */
+  readonly reason?: string;
 }
 
 /** One quarantined record with where it is and whether it was replayed. */
@@ -120,6 +184,8 @@ export async function listQuarantine(
   const status = filter.status ?? 'pending';
   const ids = filter.ids ? new Set(filter.ids) : undefined;
   const out: QuarantineEntry[] = [];
+  // A record is listed once, where it was first written (older files could hold a copy from a retry).
+  const listed = new Set<string>();
   for (const file of await quarantineFiles(io, warehouse, sourceName)) {
     const lines = Buffer.from(await io.read(file))
       .toString('utf8')
@@ -128,6 +194,9 @@ export async function listQuarantine(
       if (text.trim() === '') return;
       const record = JSON.parse(text) as QuarantineRecord;
       const id = quarantineRecordId(record);
+      const same = sameEventKey(record);
+      if (listed.has(same)) return;
+      listed.add(same);
       const mark = marks.get(id);
       if (status === 'pending' && mark) return;
       if (status === 'done' && !mark) return;

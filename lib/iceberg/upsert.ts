@@ -82,6 +82,16 @@ export class KeyIndexCache {
     while (this.files.size > this.maxFiles) this.files.delete(this.files.keys().next().value as string);
   }
 
+  /**
+   * Drops the cached files under `prefix` (one table's data directory) that are not in `live`: a compaction
+   * replaced them, so no upsert reads them again, and their key maps (a compacted bucket's is large) would only
+   * hold memory until the LRU bound reached them.
+   */
+  forgetRemoved(prefix: string, live: ReadonlySet<string>): void {
+    for (const path of this.files.keys()) if (path.startsWith(prefix) && !live.has(path)) this.files.delete(path);
+    for (const path of this.deletes.keys()) if (path.startsWith(prefix) && !live.has(path)) this.deletes.delete(path);
+  }
+
   /** Positions a delete file removes, by data file path. */
   async deleteFilePositions(path: string, build: () => Promise<Map<string, bigint[]>>): Promise<Map<string, bigint[]>> {
     const hit = this.deletes.get(path);
@@ -336,6 +346,28 @@ export async function upsertRows(
   table: TableIdentifierInput,
   options: UpsertOptions,
 ): Promise<UpsertResult> {
+  // A compaction that commits meanwhile (a `replace` snapshot: same rows, other files) removes the files this
+  // upsert located its keys in; locating them again in the new files is all it takes, so do that here at once
+  // instead of failing the caller's whole batch. Any other conflict goes to the caller.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await upsertOnce(catalog, io, table, options);
+    } catch (err) {
+      if (!rewriteConflicts.has(err as object) || attempt >= REWRITE_CONFLICT_RETRIES) throw err;
+    }
+  }
+}
+
+/** Conflicts caused only by `replace` snapshots (compactions), which {@link upsertRows} retries itself. */
+const rewriteConflicts = new WeakSet<object>();
+const REWRITE_CONFLICT_RETRIES = 3;
+
+async function upsertOnce(
+  catalog: SqlCatalog,
+  io: FileIO,
+  table: TableIdentifierInput,
+  options: UpsertOptions,
+): Promise<UpsertResult> {
   const tableName = typeof table === 'string' ? table : `${[table.namespace].flat().join('.')}.${table.name}`;
   const base = await catalog.loadTable(table);
   const metadata = base.metadata;
@@ -390,6 +422,10 @@ export async function upsertRows(
   // partition, so each data file is probed only with the keys of its partition (and only those inside its key
   // bounds): probing every file with every key grew with files × keys as the table collected small files.
   const tasks = await planFiles(io, metadata);
+  cache.forgetRemoved(
+    `${dataDirectory(metadata)}/`,
+    new Set(tasks.flatMap((t) => [t.dataFile.filePath, ...t.positionDeletes.map((d) => d.filePath)])),
+  );
   const finalList = Array.from(finalRows);
   const byPartition = new Map<string, { key: string; partition: PartitionValue[]; rows: number[] }>();
   const keyedByPartition = spec.fields.length > 0 && partitionFollowsKey(spec, schema);
@@ -632,6 +668,25 @@ async function validateNoConflicts(
 ): Promise<void> {
   const newer = snapshotsSince(current, baseId);
   if (newer.length === 0) return;
+  try {
+    await findConflicts(io, current, newer, targets, keys, keyValues, table);
+  } catch (err) {
+    if (err instanceof RowLevelConflictError && newer.every((s) => s.summary.operation === 'replace')) {
+      rewriteConflicts.add(err);
+    }
+    throw err;
+  }
+}
+
+async function findConflicts(
+  io: FileIO,
+  current: TableMetadata,
+  newer: readonly Snapshot[],
+  targets: ReadonlySet<string>,
+  keys: NestedField[],
+  keyValues: readonly PrimitiveValue[][],
+  table: string,
+): Promise<void> {
   const live = new Set<string>();
   const latest = newer.at(-1)!;
   for (const { entries } of await liveEntries(io, current, latest))

@@ -69,54 +69,68 @@ function describeValue(value: unknown): string {
  * @throws InvalidValueError saying what was expected.
  */
 export function checkValue(type: PrimitiveType, value: unknown): asserts value is PrimitiveValue {
-  const bad = (expected: string): never => {
-    throw new InvalidValueError(typeToString(type), `expected ${expected}, got ${describeValue(value)}`);
-  };
   switch (type.kind) {
     case 'boolean':
-      if (typeof value !== 'boolean') bad('a boolean');
+      if (typeof value !== 'boolean') badValue(type, value, 'a boolean');
       return;
     case 'int':
-      if (typeof value !== 'number' || !isInt32(value)) bad('a number that is a 32-bit integer');
+      if (typeof value !== 'number' || !isInt32(value)) badValue(type, value, 'a number that is a 32-bit integer');
       return;
     case 'date':
-      if (typeof value !== 'number' || !isInt32(value)) bad('days from 1970-01-01 as a 32-bit integer number');
+      if (typeof value !== 'number' || !isInt32(value))
+        badValue(type, value, 'days from 1970-01-01 as a 32-bit integer number');
       return;
     case 'long':
     case 'timestamp':
     case 'timestamptz':
-      if (typeof value !== 'bigint' || !isInt64(value)) bad('a bigint in the 64-bit range (microseconds for times)');
+      if (typeof value !== 'bigint' || !isInt64(value))
+        badValue(type, value, 'a bigint in the 64-bit range (microseconds for times)');
       return;
     case 'time':
       if (typeof value !== 'bigint' || value < 0n || value >= MICROS_PER_DAY) {
-        bad('microseconds from midnight as a bigint in 0..86399999999');
+        badValue(type, value, 'microseconds from midnight as a bigint in 0..86399999999');
       }
       return;
     case 'float':
     case 'double':
-      if (typeof value !== 'number') bad('a number');
+      if (typeof value !== 'number') badValue(type, value, 'a number');
       return;
     case 'decimal': {
-      if (!isDecimalValue(value)) return bad('{ unscaled: bigint, scale: number }');
-      if (value.scale !== type.scale) bad(`scale ${type.scale}`);
-      const limit = 10n ** BigInt(type.precision);
-      if (value.unscaled >= limit || value.unscaled <= -limit) bad(`at most ${type.precision} digits`);
+      if (!isDecimalValue(value)) return badValue(type, value, '{ unscaled: bigint, scale: number }');
+      if (value.scale !== type.scale) badValue(type, value, `scale ${type.scale}`);
+      const limit = decimalLimit(type.precision);
+      if (value.unscaled >= limit || value.unscaled <= -limit)
+        badValue(type, value, `at most ${type.precision} digits`);
       return;
     }
     case 'string':
-      if (typeof value !== 'string') return bad('a string');
-      if (LONE_SURROGATE.test(value)) bad('a well-formed Unicode string (it has a lone surrogate)');
+      if (typeof value !== 'string') return badValue(type, value, 'a string');
+      if (LONE_SURROGATE.test(value)) badValue(type, value, 'a well-formed Unicode string (it has a lone surrogate)');
       return;
     case 'uuid':
-      if (typeof value !== 'string' || !UUID_PATTERN.test(value)) bad('a UUID string like f79c3e09-677c-…');
+      if (typeof value !== 'string' || !UUID_PATTERN.test(value))
+        badValue(type, value, 'a UUID string like f79c3e09-677c-…');
       return;
     case 'fixed':
-      if (!(value instanceof Uint8Array) || value.length !== type.length) bad(`a Uint8Array of ${type.length} bytes`);
+      if (!(value instanceof Uint8Array) || value.length !== type.length)
+        badValue(type, value, `a Uint8Array of ${type.length} bytes`);
       return;
     case 'binary':
-      if (!(value instanceof Uint8Array)) bad('a Uint8Array');
+      if (!(value instanceof Uint8Array)) badValue(type, value, 'a Uint8Array');
       return;
   }
+}
+
+/** Throws the error of {@link checkValue} (a module-level function: no closure allocated per checked value). */
+function badValue(type: PrimitiveType, value: unknown, expected: string): never {
+  throw new InvalidValueError(typeToString(type), `expected ${expected}, got ${describeValue(value)}`);
+}
+
+const DECIMAL_LIMITS: bigint[] = [];
+
+/** 10^precision, the bound of a decimal's unscaled value, computed once per precision. */
+function decimalLimit(precision: number): bigint {
+  return (DECIMAL_LIMITS[precision] ??= 10n ** BigInt(precision));
 }
 
 // ---- dates and times --------------------------------------------------------------------------------------

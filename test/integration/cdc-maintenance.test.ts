@@ -6,7 +6,7 @@ import { commitNewManifests } from '../../lib/iceberg/append.js';
 import { currentSnapshot, newSnapshotId } from '../../lib/iceberg/metadata-json.js';
 import { noChanges } from '../../lib/iceberg/table-update.js';
 import { ScheduleConfig } from '../../schemas/stack-config.js';
-import { readWithPyiceberg } from '../interop/engines.js';
+import { readWithDuckdb, readWithPyiceberg } from '../interop/engines.js';
 import { startCdcHarness, type CdcHarness } from './cdc-ops-harness.js';
 
 // The per-table maintenance workflow against a table that a running merge keeps changing (real PostgreSQL,
@@ -89,6 +89,64 @@ describe('cdc-table-maintenance', () => {
     ).result();
     expect(again.compaction).toBeNull();
     expect(again.compactionReason).toMatch(/^not needed/);
+  });
+
+  it('compacts beside a merge that keeps committing, without pausing it, and the table still equals the source', async () => {
+    await h.db.query('CREATE TABLE busy (id int PRIMARY KEY, n int NOT NULL)');
+    await h.db.query('INSERT INTO busy SELECT g, 0 FROM generate_series(1, 3000) g');
+    const { merge, icebergTable } = await h.onboard('busy', 'busy', { pollIntervalMs: 100, idleIntervalMs: 200 });
+    // Churn first, so that every bucket has files with deletes to rewrite.
+    for (let i = 1; i <= 3; i++) {
+      await h.db.query(`UPDATE busy SET n = ${i} WHERE id % 3 = ${i % 3}`);
+      await h.caughtUp(merge);
+    }
+    // A writer that keeps changing rows (updates, deletes, re-inserts) while maintenance runs.
+    let writing = true;
+    let round = 0;
+    const writer = (async () => {
+      while (writing) {
+        round++;
+        await h.db.query(`UPDATE busy SET n = n + 1 WHERE id % 7 = ${round % 7}`);
+        await h.db.query(`DELETE FROM busy WHERE id % 97 = ${round % 97}`);
+        await h.db.query(
+          `INSERT INTO busy SELECT g, ${round} FROM generate_series(1, 3000) g WHERE g % 89 = ${round % 89} ` +
+            'ON CONFLICT (id) DO UPDATE SET n = excluded.n',
+        );
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    })();
+    const compactions = [];
+    try {
+      // Maintenance runs while the merge keeps committing, until two of them have compacted.
+      for (let run = 0; run < 6 && compactions.length < 2; run++) {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        const handle = await startCdcTableMaintenance(
+          h.t.client,
+          { icebergTable, deletedRowsRatio: 0.01, smallFiles: 2, expireOlderThanMs: 60_000, retainLast: 5 },
+          { taskQueue: h.base },
+        );
+        const report = await handle.result();
+        if (report.compaction?.snapshotId) compactions.push(report.compaction);
+      }
+    } finally {
+      writing = false;
+      await writer;
+    }
+    expect(compactions).toHaveLength(2);
+    // The merge was never paused, and it kept going.
+    const progress = await h.caughtUp(merge, 60_000);
+    expect(progress.paused).toBe(false);
+    const metadata = (await h.warehouse.catalog.loadTable(icebergTable)).metadata;
+    // The compactions' snapshots did not set the watermark back.
+    const head = readWatermark(currentSnapshot(metadata)!.summary)!;
+    const replaces = metadata.snapshots.filter((s) => s.summary.operation === 'replace');
+    expect(replaces.length).toBeGreaterThan(0);
+    for (const s of replaces) expect(readWatermark(s.summary)! <= head).toBe(true);
+    const source = (await h.db.query('SELECT id, n FROM busy ORDER BY id')).rows;
+    expect((await readWithPyiceberg(h.catalogRef, { table: icebergTable, orderBy: ['id'] })).rows).toEqual(source);
+    expect((await readWithDuckdb({ catalog: h.catalogRef, table: icebergTable }, { orderBy: ['id'] })).rows).toEqual(
+      source,
+    );
   });
 
   it('runs on a Schedule from a temporal-dev.yml entry (docs/cdc-pipeline.md)', () => {

@@ -1,3 +1,4 @@
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -9,6 +10,7 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { startCdcOnboard } from '../../client/pipelines.js';
 import { REPO_ROOT } from '../../lib/config.js';
+import type { CrashInjector } from '../../lib/cdc/crash-points.js';
 import { dropSlot } from '../../lib/cdc/slot.js';
 import { parseLsn } from '../../lib/cdc/lsn.js';
 import { createSourcePools, openWarehouse, type SourcePools, type Warehouse } from '../../lib/stack/warehouse.js';
@@ -32,12 +34,16 @@ export interface CdcHarness {
   catalogRef: CatalogRef;
   t: Awaited<ReturnType<typeof connectToTestServer>>;
   base: string;
-  /** Onboards `public.<table>` as source `<name><suffix>` and returns the running merge's handle. */
+  /**
+   * Onboards `public.<table>` as source `<name><suffix>` and returns the running merge's handle (and the
+   * onboarding's). `connectionString` replaces the database's URL in the input (e.g. an `env:NAME` reference).
+   */
   onboard(
     name: string,
     table: string,
     merge?: Record<string, unknown>,
-  ): Promise<{ merge: WorkflowHandle; sourceName: string; icebergTable: string }>;
+    connectionString?: string,
+  ): Promise<{ merge: WorkflowHandle; sourceName: string; icebergTable: string; onboarding: WorkflowHandle }>;
   /**
    * With SLUICE_RECORD_HISTORIES=1, writes `test/histories/<name>.json` for the replay tests; a running merge is
    * cancelled first, so that its history is complete.
@@ -48,7 +54,15 @@ export interface CdcHarness {
   close(): Promise<void>;
 }
 
-export async function startCdcHarness(prefix: string): Promise<CdcHarness> {
+/** Options of {@link startCdcHarness}. */
+export interface CdcHarnessOptions {
+  /** Test-only crash points of the in-process worker's CDC activities (e.g. one that throws once at a point). */
+  crashes?: CrashInjector;
+  /** The warehouse in a new bucket of the real S3 server (s3proxy of the global setup) instead of `file://`. */
+  s3?: boolean;
+}
+
+export async function startCdcHarness(prefix: string, options: CdcHarnessOptions = {}): Promise<CdcHarness> {
   const postgresUrl = inject('postgresUrl');
   const suffix = randomUUID().replaceAll('-', '').slice(0, 8);
   const database = `sluice_${prefix}_${suffix}`;
@@ -61,15 +75,50 @@ export async function startCdcHarness(prefix: string): Promise<CdcHarness> {
   const db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
   const dir = mkdtempSync(path.join(os.tmpdir(), `sluice-${prefix}-`));
-  const warehouse = await openWarehouse({
-    warehouse: `file://${dir}/wh`,
-    catalogName: 'cdc_ops',
-    catalog: { type: 'sqlite', path: path.join(dir, 'catalog.db') },
-  });
-  const catalogRef = {
+  const s3 = options.s3 ? inject('s3') : undefined;
+  let warehouseUri = `file://${dir}/wh`;
+  if (s3) {
+    const bucket = `${prefix.replaceAll('_', '-')}-${suffix}`;
+    const client = new S3Client({
+      endpoint: s3.endpoint,
+      region: s3.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    client.destroy();
+    warehouseUri = `s3://${bucket}/wh`;
+  }
+  const warehouse = await openWarehouse(
+    {
+      warehouse: warehouseUri,
+      catalogName: 'cdc_ops',
+      catalog: { type: 'sqlite', path: path.join(dir, 'catalog.db') },
+    },
+    s3
+      ? {
+          s3: {
+            endpoint: s3.endpoint,
+            region: s3.region,
+            credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+          },
+        }
+      : {},
+  );
+  const catalogRef: CatalogRef = {
     uri: `sqlite:///${path.join(dir, 'catalog.db')}`,
     name: 'cdc_ops',
     warehouse: warehouse.warehouse,
+    ...(s3
+      ? {
+          s3: {
+            endpoint: s3.endpoint,
+            accessKeyId: s3.accessKeyId,
+            secretAccessKey: s3.secretAccessKey,
+            region: s3.region,
+          },
+        }
+      : {}),
   };
   const pools: SourcePools = createSourcePools();
   const t = await connectToTestServer();
@@ -80,7 +129,13 @@ export async function startCdcHarness(prefix: string): Promise<CdcHarness> {
     baseTaskQueue: base,
     workflows: { workflowBundle: testWorkflowBundle() },
     shutdownGraceTime: '1s',
-    cdc: { catalog: warehouse.catalog, io: warehouse.io, pgPoolFor: pools.poolFor, heartbeatIntervalMs: 1000 },
+    cdc: {
+      catalog: warehouse.catalog,
+      io: warehouse.io,
+      pgPoolFor: pools.poolFor,
+      heartbeatIntervalMs: 1000,
+      ...(options.crashes ? { crashes: options.crashes } : {}),
+    },
   });
   const running = worker.run();
   const slots: string[] = [];
@@ -98,12 +153,12 @@ export async function startCdcHarness(prefix: string): Promise<CdcHarness> {
     catalogRef,
     t,
     base,
-    async onboard(name, table, merge) {
+    async onboard(name, table, merge, connectionString) {
       const sourceName = `${name}${suffix}`;
       const handle = await startCdcOnboard(
         t.client,
         {
-          source: { connectionString: databaseUrl },
+          source: { connectionString: connectionString ?? databaseUrl },
           sourceName,
           table: `public.${table}`,
           buckets: 2,
@@ -115,7 +170,7 @@ export async function startCdcHarness(prefix: string): Promise<CdcHarness> {
       const done = await handle.result();
       const mergeHandle = t.client.workflow.getHandle(done.mergeWorkflowId!);
       merges.push(mergeHandle);
-      return { merge: mergeHandle, sourceName, icebergTable: done.onboard.icebergTable };
+      return { merge: mergeHandle, sourceName, icebergTable: done.onboard.icebergTable, onboarding: handle };
     },
     async recordHistory(name, handle, cancel = false) {
       if (process.env.SLUICE_RECORD_HISTORIES !== '1') return;

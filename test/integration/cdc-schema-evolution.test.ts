@@ -152,10 +152,29 @@ describe('cdc-merge follows source schema changes', () => {
     expect(cause).toBeInstanceOf(ApplicationFailure);
     expect(cause.type).toBe('Unsupported');
     expect(cause.message).toMatch(/key changed[\s\S]*re-bootstrap/);
+    const before = (await h.warehouse.catalog.loadTable(icebergTable)).metadata;
+    const beforeRows = await readWithPyiceberg(h.catalogRef, { table: icebergTable, orderBy: ['id'] });
     const rebuilt = await merge.executeUpdate(cdcMergeResolveSchemaUpdate, {
       args: [{ table: 'public.things', action: 're-bootstrap' }],
     });
     expect(rebuilt).toMatchObject({ action: 're-bootstrap', rowsCopied: 30 });
+    // The same table with its history: one overwrite snapshot replaced the content; the snapshot before it still
+    // reads as it did (until snapshot expiry), with its own schema and partitioning.
+    const after = (await h.warehouse.catalog.loadTable(icebergTable)).metadata;
+    expect(after.tableUuid).toBe(before.tableUuid);
+    expect(after.snapshots.map((x) => x.snapshotId)).toEqual(
+      expect.arrayContaining(before.snapshots.map((x) => x.snapshotId)),
+    );
+    const overwrite = after.snapshots.find((x) => x.snapshotId === after.currentSnapshotId)!;
+    expect(overwrite).toMatchObject({ parentSnapshotId: before.currentSnapshotId });
+    expect(overwrite.summary).toMatchObject({ operation: 'overwrite', 'total-records': '30' });
+    expect(after.defaultSpecId).not.toBe(before.defaultSpecId); // bucket(code) instead of bucket(id)
+    const history = await readWithPyiceberg(h.catalogRef, {
+      table: icebergTable,
+      snapshotId: before.currentSnapshotId!,
+      orderBy: ['id'],
+    });
+    expect(history.rows).toEqual(beforeRows.rows);
     await h.db.query("UPDATE things SET c = 'after re-bootstrap' WHERE code = 'c4'");
     await h.db.query("INSERT INTO things VALUES (31, 'x', 'c31')");
     await h.caughtUp(merge);

@@ -7,17 +7,37 @@
  * Sequence numbers follow Java's `use-starting-sequence-number`: the rewritten files get the data sequence number
  * of the snapshot the compaction started from (S), not the commit's. Every delete the rewrite applied has a
  * sequence number ≤ S, so none of them applies again to the new files; every delete committed after the start has
- * a higher one, so an equality delete committed meanwhile still removes its rows from the new files. A position
- * delete committed meanwhile names an old file by path and would be lost, so the commit fails on one instead.
+ * a higher one, so an equality delete committed meanwhile still removes its rows from the new files.
+ *
+ * A position delete committed meanwhile (a CDC merge commits some every second) names an old file by path, so the
+ * commit **rebases** it instead of failing: the rewrite writes each group's surviving rows in order and so knows,
+ * for every rewritten file, where each of its rows went (old file + position → new file + position). At commit
+ * time, the position deletes that snapshots committed since S added against rewritten files, and the rewritten
+ * files that such snapshots removed altogether, are translated into position deletes against the new files and
+ * added by the same `replace` snapshot (sequence number > S, so they apply to the new files). Delete files that
+ * only named rewritten files then apply to nothing and are removed as dangling. This runs on every commit
+ * attempt, against the fresh metadata under the compare-and-swap, so a merge that commits between two attempts is
+ * rebased too. The only case left as a conflict: a rewritten file that had equality deletes applied (its rows'
+ * new positions are not known from positions alone), when a concurrent commit deletes rows from it.
  */
 import type { FileIO } from '../../storage/file-io.js';
 import type { TableIdentifierInput } from '../catalog/identifier.js';
-import { writeDataFiles } from '../append.js';
-import type { DataFile, ManifestEntry } from '../data-file.js';
+import { randomUUID } from 'node:crypto';
+import { dataDirectory, writeGroupFiles } from '../append.js';
+import type { DataFile, ManifestEntry, PartitionValue } from '../data-file.js';
 import type { ManifestFile } from '../manifest-list.js';
 import { currentSchema, currentSnapshot, newSnapshotId, type TableMetadata } from '../metadata-json.js';
-import type { ParquetWriteTuning } from '../parquet/writer.js';
-import { liveEntries, planFiles, readTask, type FileScanTask } from '../scan.js';
+import { partitionPath } from '../partition-spec.js';
+import { writePositionDeleteFile, type ParquetWriteTuning } from '../parquet/writer.js';
+import {
+  DeleteFileCache,
+  deletedPositions,
+  liveEntries,
+  planFiles,
+  readPositionDeleteFile,
+  readTask,
+  type FileScanTask,
+} from '../scan.js';
 import { noChanges, type SnapshotChanges } from '../table-update.js';
 import { InvalidMaintenanceOptionsError, MaintenanceConflictError } from './errors.js';
 import { commitReplaceSnapshot, manifestsWithout, writeSnapshotManifest, WrittenFiles } from './replace-commit.js';
@@ -52,7 +72,10 @@ export interface CompactOptions extends ParquetWriteTuning {
   minInputFiles?: number;
   /** Custom snapshot summary properties. @default none */
   snapshotProperties?: Record<string, string>;
-  /** Commit attempts before a lost compare-and-swap race reaches the caller. @default 5 */
+  /**
+   * Commit attempts before a lost compare-and-swap race reaches the caller. Each attempt only reads what was
+   * committed since the previous one, so attempts after the first are short. @default 10
+   */
   maxCommitAttempts?: number;
 }
 
@@ -78,6 +101,17 @@ export interface CompactionResult {
   rewrittenRows: bigint;
   /** Commit attempts (0 when nothing was committed). */
   attempts: number;
+  /**
+   * Position-delete files the commit added against the new files: the deletes that commits since the start made
+   * to rewritten files, carried over (see the module comment). Empty when nothing was committed meanwhile.
+   */
+  rebasedDeleteFiles: DataFile[];
+  /** Rows those files delete. */
+  rebasedDeletes: bigint;
+  /** The concurrent position-delete files that were carried over (removed when they named only rewritten files). */
+  rebasedFrom: string[];
+  /** Rewritten files that a concurrent commit removed, whose rows were deleted from the new files too. */
+  rebasedRemovedFiles: string[];
 }
 
 /** The files of one partition to rewrite together. */
@@ -93,12 +127,13 @@ interface RewriteGroup {
  * snapshot removes the old files (DELETED entries keeping their sequence numbers), adds the new ones, and removes
  * delete files that no longer apply to any live data file. Rows are unchanged.
  *
- * Each commit attempt re-validates against the fresh metadata: every rewritten file must still be live, and no
- * position delete added since the start may name one of them. Concurrent appends, and equality deletes (which keep
- * applying, see the module comment), do not conflict.
+ * Each commit attempt rebases onto the fresh metadata: position deletes committed since the start against
+ * rewritten files, and rewritten files removed since, become position deletes against the new files in the same
+ * snapshot, so the table reads exactly as its parent did. Concurrent appends, and equality deletes (which keep
+ * applying, see the module comment), need nothing. A concurrent writer never has to stop for a compaction.
  *
- * @throws MaintenanceConflictError (retryable) when a concurrent commit removed a file being rewritten or added a
- *   position delete for one; nothing is committed and the new files are deleted again.
+ * @throws MaintenanceConflictError (retryable) only when a concurrent commit deleted rows from, or removed, a
+ *   rewritten file that had equality deletes applied; nothing is committed and the new files are deleted again.
  * @throws InvalidMaintenanceOptionsError for a non-positive target size or `minInputFiles` below 1.
  * @throws CommitConflictError when every attempt lost the compare-and-swap race.
  */
@@ -129,6 +164,10 @@ export async function compactTable(
     rewrittenPartitions: 0,
     rewrittenRows: 0n,
     attempts: 0,
+    rebasedDeleteFiles: [],
+    rebasedDeletes: 0n,
+    rebasedFrom: [],
+    rebasedRemovedFiles: [],
   };
   const start = currentSnapshot(metadata);
   if (start === undefined) return nothing;
@@ -143,10 +182,12 @@ export async function compactTable(
   const written = new WrittenFiles();
   const addedDataFiles: DataFile[] = [];
   const addedManifests: ManifestFile[] = [];
+  const rowMap = new RowMap();
+  const deleteCache = new DeleteFileCache(io);
   let rewrittenRows = 0n;
   try {
     for (const group of groups) {
-      const out = await rewriteGroup(written.tracking(io), metadata, group, targetBytes, options);
+      const out = await rewriteGroup(written.tracking(io), metadata, group, targetBytes, options, rowMap, deleteCache);
       addedDataFiles.push(...out.files);
       rewrittenRows += out.rows;
     }
@@ -179,23 +220,38 @@ export async function compactTable(
   const targetsOf = positionDeleteTargetCache(io);
   const rewrittenManifests = new Map<string, Promise<ManifestFile>>();
   const tableName = tableDisplayName(table);
+  const rebaser = new DeleteRebaser(
+    io,
+    metadata,
+    rowMap,
+    replaced,
+    startSequenceNumber,
+    snapshotId,
+    written,
+    tableName,
+  );
   let removedDeleteFiles: string[] = [];
+  let rebased: RebasedDeletes = NO_REBASE;
 
   const { loaded, sequenceNumber, attempts } = await commitReplaceSnapshot(catalog, io, table, {
     snapshotId,
     operation: 'compaction',
     written,
     keepOnSuccess: new Set(addedDataFiles.map((f) => f.filePath)),
-    maxAttempts: options.maxCommitAttempts,
+    maxAttempts: options.maxCommitAttempts ?? 10,
     build: async (current, parent) => {
       const manifests = await liveEntries(io, current, parent);
       const live = new Map<string, ManifestEntry>();
       for (const { entries } of manifests) for (const entry of entries) live.set(entry.dataFile.filePath, entry);
-      await checkStillReplaceable(live, replaced, startSequenceNumber, targetsOf, tableName);
-      const dangling = await danglingDeleteFiles(live, appliedDeletes, replaced, addedDataFiles, {
-        dataSequenceNumber: startSequenceNumber,
-        targetsOf,
-      });
+      // Deletes committed since the start against rewritten files, carried over to the new files.
+      rebased = await rebaser.rebase(live);
+      const dangling = await danglingDeleteFiles(
+        live,
+        new Set([...appliedDeletes, ...rebased.carriedFrom.map((e) => e.dataFile.filePath)]),
+        replaced,
+        addedDataFiles,
+        { dataSequenceNumber: startSequenceNumber, targetsOf },
+      );
       removedDeleteFiles = dangling.map((e) => e.dataFile.filePath);
       const removed = new Set([...replaced, ...removedDeleteFiles]);
 
@@ -204,19 +260,24 @@ export async function compactTable(
         current,
         manifests,
         removed,
-        addedManifests,
+        [...addedManifests, ...rebased.manifests],
         snapshotId,
         written,
         rewrittenManifests,
       );
+      const stillLive = [...replaced].filter((p) => live.get(p)?.dataFile.content === 'data');
       return {
         manifests: next,
         changes: compactionChanges(
-          [...replaced].map((p) => live.get(p)!.dataFile),
+          stillLive.map((p) => live.get(p)!.dataFile),
           dangling.map((e) => e.dataFile),
           addedDataFiles,
+          rebased.files,
         ),
-        ...(options.snapshotProperties ? { properties: options.snapshotProperties } : {}),
+        keep: rebased.files.map((f) => f.filePath),
+        ...(options.snapshotProperties
+          ? { properties: rebasedProperties(options.snapshotProperties, start.summary, parent.summary) }
+          : {}),
       };
     },
   });
@@ -231,6 +292,10 @@ export async function compactTable(
     rewrittenPartitions: groups.length,
     rewrittenRows,
     attempts,
+    rebasedDeleteFiles: rebased.files,
+    rebasedDeletes: rebased.rows,
+    rebasedFrom: rebased.carriedFrom.map((e) => e.dataFile.filePath),
+    rebasedRemovedFiles: rebased.removedSources,
   };
 }
 
@@ -271,6 +336,7 @@ function selectRewriteGroups(
 /**
  * Reads a group's live rows (deletes applied) and writes them again under the group's partition spec, in files of
  * about `targetBytes`. Rows are buffered until a file's worth is ready, so memory holds about one output file.
+ * Rows keep their order, so `rowMap` learns where each input file's rows went.
  */
 async function rewriteGroup(
   io: FileIO,
@@ -278,6 +344,8 @@ async function rewriteGroup(
   group: RewriteGroup,
   targetBytes: number,
   tuning: ParquetWriteTuning,
+  rowMap: RowMap,
+  deleteCache: DeleteFileCache,
 ): Promise<{ files: DataFile[]; rows: bigint }> {
   const schema = currentSchema(metadata);
   const inputBytes = group.tasks.reduce((n, t) => n + Number(t.dataFile.fileSizeInBytes), 0);
@@ -287,81 +355,363 @@ async function rewriteGroup(
   // Writing with the group's spec as the default keeps the files in their partition even after the table's spec
   // changed, so partition-scoped deletes committed meanwhile still find them.
   const writeMetadata: TableMetadata = { ...metadata, defaultSpecId: group.specId };
+  const partition = group.tasks[0]!.dataFile.partition;
   const pending = new Map<number, unknown[]>(schema.fields.map((f) => [f.id, []]));
   let pendingRows = 0;
+  let flushedRows = 0;
   let rows = 0n;
   const files: DataFile[] = [];
+  const outputs: OutputRows[] = [];
   const flush = async (count: number): Promise<void> => {
     const columns = new Map<number, unknown[]>();
     for (const [id, values] of pending) columns.set(id, values.splice(0, count));
     pendingRows -= count;
     rows += BigInt(count);
-    files.push(
-      ...(await writeDataFiles(io, writeMetadata, {
-        columns,
-        rowCount: count,
+    const base = flushedRows;
+    flushedRows += count;
+    const placed: { path: string; first: number; rows: number }[] = [];
+    const out = await writeGroupFiles(
+      io,
+      writeMetadata,
+      [{ partition, rows: Array.from({ length: count }, (_, i) => i) }],
+      {
+        // The writer slices the group into consecutive runs of at most rowsPerFile rows.
+        columnsOf: (slice) =>
+          slice.length === count
+            ? columns
+            : new Map(
+                [...columns].map(([id, values]) => [id, values.slice(slice[0]!, slice[0]! + slice.length)] as const),
+              ),
         maxRowsPerFile: rowsPerFile,
-        targetRowGroupBytes: tuning.targetRowGroupBytes,
-        maxRowGroupRows: tuning.maxRowGroupRows,
-        integerEncoding: tuning.integerEncoding,
-        parallelism: tuning.parallelism,
-      })),
+        writer: {
+          targetRowGroupBytes: tuning.targetRowGroupBytes,
+          maxRowGroupRows: tuning.maxRowGroupRows,
+          integerEncoding: tuning.integerEncoding,
+          parallelism: tuning.parallelism,
+        },
+        onFile: (path, slice) => placed.push({ path, first: base + (slice[0] ?? 0), rows: slice.length }),
+      },
     );
+    const byPath = new Map(out.map((f) => [f.filePath, f]));
+    for (const p of placed) outputs.push({ file: byPath.get(p.path)!, firstOrdinal: p.first, rows: p.rows });
+    files.push(...out);
   };
+  let ordinal = 0;
   for (const task of group.tasks) {
-    for await (const batch of readTask(io, task, schema)) {
+    const firstOrdinal = ordinal;
+    for await (const batch of readTask(io, task, schema, { deleteCache })) {
       for (const [id, values] of batch.columns) {
         let column = pending.get(id);
         if (column === undefined) pending.set(id, (column = []));
         for (const value of values) column.push(value);
       }
       pendingRows += batch.rowCount;
+      ordinal += batch.rowCount;
       if (pendingRows >= rowsPerFile) await flush(pendingRows - (pendingRows % rowsPerFile));
+      // Let the worker's other activities (a merge beside the compaction) run between row groups.
+      await new Promise((resolve) => setImmediate(resolve));
     }
+    rowMap.addSource(
+      task,
+      firstOrdinal,
+      ordinal - firstOrdinal,
+      outputs,
+      await positionsDeletedAtStart(io, task, deleteCache),
+    );
   }
   if (pendingRows > 0) await flush(pendingRows);
   return { files, rows };
 }
 
 /**
- * The commit-time validation (Java's `validateNoNewDeletesForDataFiles` with equality deletes ignored, as Java
- * does when the new files keep the starting sequence number): every file being replaced is still live, and no
- * position delete added after the start names one of them.
+ * The positions of a task's data file that its position deletes removed, sorted; `undefined` when equality deletes
+ * applied too, so that which rows survived is not known from positions alone.
  */
-async function checkStillReplaceable(
-  live: ReadonlyMap<string, ManifestEntry>,
-  replaced: ReadonlySet<string>,
-  startSequenceNumber: bigint,
-  targetsOf: (file: DataFile) => Promise<Set<string>>,
-  table: string,
-): Promise<void> {
-  for (const path of replaced) {
-    const entry = live.get(path);
-    if (entry === undefined || entry.dataFile.content !== 'data') {
-      throw new MaintenanceConflictError(
-        table,
-        'compaction',
-        `data file "${path}" is no longer in the table (a concurrent commit removed or replaced it)`,
+async function positionsDeletedAtStart(
+  io: FileIO,
+  task: FileScanTask,
+  deleteCache: DeleteFileCache,
+): Promise<Float64Array | undefined> {
+  if (task.equalityDeletes.length > 0) return undefined;
+  const deleted = await deletedPositions(io, task.positionDeletes, task.dataFile.filePath, deleteCache);
+  const records = task.dataFile.recordCount;
+  return Float64Array.from([...deleted].filter((p) => p < records).map(Number)).sort();
+}
+
+/** A run of a group's output rows (in the group's row order) that went to one new file. */
+interface OutputRows {
+  file: DataFile;
+  /** The ordinal, among the group's surviving rows, of the file's first row. */
+  firstOrdinal: number;
+  rows: number;
+}
+
+/** Where the surviving rows of one rewritten file went. */
+interface SourceRows {
+  /** The ordinal of its first surviving row among its group's rows. */
+  firstOrdinal: number;
+  /** How many of its rows survived (were written again). */
+  rows: number;
+  /** The group's output files. */
+  outputs: readonly OutputRows[];
+  /** The positions deleted at the start, sorted; `undefined` when the rows cannot be mapped (equality deletes). */
+  deleted: Float64Array | undefined;
+}
+
+/** A row's new home. */
+interface NewPosition {
+  file: DataFile;
+  pos: bigint;
+}
+
+/**
+ * For each rewritten data file, where each of its rows went. The rewrite reads a file's rows in position order,
+ * skipping the deleted ones, and writes them in the same order, so the k-th surviving row of a file is the group's
+ * row `firstOrdinal + k`, and an ordinal falls into exactly one output file's run.
+ */
+export class RowMap {
+  private readonly sources = new Map<string, SourceRows>();
+
+  addSource(
+    task: FileScanTask,
+    firstOrdinal: number,
+    rows: number,
+    outputs: readonly OutputRows[],
+    deleted: Float64Array | undefined,
+  ): void {
+    // Every surviving row must have been read: otherwise positions do not tell rows apart, and the file is unmapped.
+    const consistent = deleted !== undefined && Number(task.dataFile.recordCount) - deleted.length === rows;
+    this.sources.set(task.dataFile.filePath, {
+      firstOrdinal,
+      rows,
+      outputs,
+      deleted: consistent ? deleted : undefined,
+    });
+  }
+
+  /** Whether the rows of a rewritten file can be followed to the new files. */
+  mapped(path: string): boolean {
+    return this.sources.get(path)?.deleted !== undefined;
+  }
+
+  /**
+   * Where row `pos` of rewritten file `path` went; `undefined` when the row was already deleted at the start (it
+   * was not written again) or the position is past the file's end.
+   */
+  locate(path: string, pos: bigint): NewPosition | undefined {
+    const source = this.sources.get(path);
+    if (source?.deleted === undefined) return undefined;
+    const position = Number(pos);
+    const before = lowerBound(source.deleted, position);
+    if (before < source.deleted.length && source.deleted[before] === position) return undefined;
+    const k = position - before;
+    if (k < 0 || k >= source.rows) return undefined;
+    return this.at(source.outputs, source.firstOrdinal + k);
+  }
+
+  /** The new positions of every row of a rewritten file that was written again. */
+  *allRows(path: string): Generator<NewPosition> {
+    const source = this.sources.get(path);
+    if (source === undefined) return;
+    for (let k = 0; k < source.rows; k++) yield this.at(source.outputs, source.firstOrdinal + k);
+  }
+
+  private at(outputs: readonly OutputRows[], ordinal: number): NewPosition {
+    let lo = 0;
+    let hi = outputs.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (outputs[mid]!.firstOrdinal <= ordinal) lo = mid;
+      else hi = mid - 1;
+    }
+    const out = outputs[lo]!;
+    return { file: out.file, pos: BigInt(ordinal - out.firstOrdinal) };
+  }
+}
+
+/** The index of the first element of a sorted array that is ≥ `value`. */
+function lowerBound(sorted: Float64Array, value: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** What one commit attempt carried over from the snapshots committed since the compaction started. */
+interface RebasedDeletes {
+  /** New position-delete files against the new data files, added by the `replace` snapshot. */
+  files: DataFile[];
+  /** Their manifests. */
+  manifests: ManifestFile[];
+  /** Rows they delete. */
+  rows: bigint;
+  /** The concurrent position-delete files that named rewritten files. */
+  carriedFrom: ManifestEntry[];
+  /** Rewritten files that a concurrent commit removed from the table (all their rows are deleted again). */
+  removedSources: string[];
+}
+
+const NO_REBASE: RebasedDeletes = { files: [], manifests: [], rows: 0n, carriedFrom: [], removedSources: [] };
+
+/**
+ * Carries deletes committed after the compaction's start over to its new files (see the module comment). Reads of
+ * concurrent delete files and the written translations are cached, so a retried attempt only reads what was
+ * committed since the previous one.
+ */
+class DeleteRebaser {
+  private readonly positions = new Map<string, Promise<Map<string, bigint[]>>>();
+  private readonly writes = new Map<string, Promise<{ files: DataFile[]; manifests: ManifestFile[] }>>();
+
+  constructor(
+    private readonly io: FileIO,
+    private readonly metadata: TableMetadata,
+    private readonly rowMap: RowMap,
+    private readonly replaced: ReadonlySet<string>,
+    private readonly startSequenceNumber: bigint,
+    private readonly snapshotId: bigint,
+    private readonly written: WrittenFiles,
+    private readonly table: string,
+  ) {}
+
+  /**
+   * From the fresh live entries: the rows deleted since the start from rewritten files (by position deletes added
+   * since, or by removing a rewritten file outright), as position-delete files against the new files.
+   *
+   * @throws MaintenanceConflictError when such a delete hits a rewritten file whose rows cannot be followed.
+   */
+  async rebase(live: ReadonlyMap<string, ManifestEntry>): Promise<RebasedDeletes> {
+    const byFile = new Map<string, { file: DataFile; positions: Set<bigint> }>();
+    const add = (at: NewPosition): void => {
+      let target = byFile.get(at.file.filePath);
+      if (target === undefined) byFile.set(at.file.filePath, (target = { file: at.file, positions: new Set() }));
+      target.positions.add(at.pos);
+    };
+    const removedSources: string[] = [];
+    for (const path of this.replaced) {
+      if (live.get(path)?.dataFile.content === 'data') continue;
+      this.requireMapped(path, 'a concurrent commit removed it');
+      removedSources.push(path);
+      for (const at of this.rowMap.allRows(path)) add(at);
+    }
+    const carriedFrom: ManifestEntry[] = [];
+    for (const entry of live.values()) {
+      // The file sequence number is always the adding commit's, so it tells deletes committed after the start apart.
+      if (entry.dataFile.content !== 'position-deletes') continue;
+      if ((entry.fileSequenceNumber ?? 0n) <= this.startSequenceNumber) continue;
+      // Upserts add position deletes on every commit; the path bounds rule most of them out without a read.
+      if (!mayReferenceAny(entry.dataFile, this.replaced)) continue;
+      const path = entry.dataFile.filePath;
+      let read = this.positions.get(path);
+      if (read === undefined) this.positions.set(path, (read = readPositionDeleteFile(this.io, path)));
+      let hit = false;
+      for (const [target, positions] of await read) {
+        if (!this.replaced.has(target)) continue;
+        hit = true;
+        this.requireMapped(target, `position delete file "${path}" deletes rows of it`);
+        for (const pos of positions) {
+          const at = this.rowMap.locate(target, pos);
+          if (at !== undefined) add(at);
+        }
+      }
+      if (hit) carriedFrom.push(entry);
+    }
+    if (byFile.size === 0) return { ...NO_REBASE, carriedFrom, removedSources };
+    const key = [...carriedFrom.map((e) => e.dataFile.filePath), '|', ...removedSources].sort().join('\n');
+    let write = this.writes.get(key);
+    if (write === undefined) this.writes.set(key, (write = this.write([...byFile.values()])));
+    const { files, manifests } = await write;
+    return {
+      files,
+      manifests,
+      rows: files.reduce((n, f) => n + f.recordCount, 0n),
+      carriedFrom,
+      removedSources,
+    };
+  }
+
+  private requireMapped(path: string, why: string): void {
+    if (this.rowMap.mapped(path)) return;
+    throw new MaintenanceConflictError(
+      this.table,
+      'compaction',
+      `data file "${path}", which the compaction rewrites with equality deletes applied, changed since it started ` +
+        `(${why}), and its rows' new positions are not known`,
+    );
+  }
+
+  /** One position-delete file per new data file (so `referenced_data_file` is set), and one manifest per spec. */
+  private async write(
+    targets: { file: DataFile; positions: Set<bigint> }[],
+  ): Promise<{ files: DataFile[]; manifests: ManifestFile[] }> {
+    const schema = currentSchema(this.metadata);
+    const writeId = randomUUID();
+    const files: DataFile[] = [];
+    let index = 0;
+    for (const { file, positions } of targets) {
+      const sorted = [...positions].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      const out = await writePositionDeleteFile({ filePaths: sorted.map(() => file.filePath), positions: sorted });
+      const spec = this.metadata.partitionSpecs.find((s) => s.specId === file.specId);
+      const dir = spec && spec.fields.length > 0 ? `/${partitionPath(spec, schema, file.partition)}` : '';
+      const filePath = `${dataDirectory(this.metadata)}${dir}/${String(index++).padStart(5, '0')}-${writeId}-rebased-deletes.parquet`;
+      this.written.add(filePath);
+      await this.io.write(filePath, out.bytes);
+      files.push({
+        content: 'position-deletes',
+        filePath,
+        fileFormat: 'PARQUET',
+        partition: file.partition as PartitionValue[],
+        specId: file.specId,
+        recordCount: out.recordCount,
+        fileSizeInBytes: BigInt(out.bytes.length),
+        ...out.metrics,
+        ...(out.referencedDataFile ? { referencedDataFile: out.referencedDataFile } : {}),
+      });
+    }
+    const manifests: ManifestFile[] = [];
+    for (const specId of new Set(files.map((f) => f.specId))) {
+      const entries = files
+        .filter((f) => f.specId === specId)
+        .map((dataFile): ManifestEntry => ({
+          status: 'added',
+          snapshotId: this.snapshotId,
+          // Inherited from the commit: above the new data files' (the start's), so these deletes apply to them.
+          sequenceNumber: null,
+          fileSequenceNumber: null,
+          dataFile,
+        }));
+      manifests.push(
+        await writeSnapshotManifest(
+          this.io,
+          this.metadata,
+          { specId, content: 'deletes', entries, snapshotId: this.snapshotId },
+          this.written,
+        ),
       );
     }
+    return { files, manifests };
   }
-  for (const entry of live.values()) {
-    // The file sequence number is always the adding commit's, so it tells deletes committed after the start apart.
-    const addedAfterStart = (entry.fileSequenceNumber ?? 0n) > startSequenceNumber;
-    if (entry.dataFile.content !== 'position-deletes' || !addedAfterStart) continue;
-    // Upserts add position deletes on every commit; the path bounds rule most of them out without a read.
-    if (!mayReferenceAny(entry.dataFile, replaced)) continue;
-    for (const target of await targetsOf(entry.dataFile)) {
-      if (replaced.has(target)) {
-        throw new MaintenanceConflictError(
-          table,
-          'compaction',
-          `position delete file "${entry.dataFile.filePath}" (sequence number ${entry.sequenceNumber}) was ` +
-            `committed after the compaction started and deletes rows of "${target}", which the compaction rewrites`,
-        );
-      }
-    }
+}
+
+/**
+ * The caller's summary properties for a commit on `parent`. A property the caller copied from the starting
+ * snapshot (same value) that a concurrent commit changed since takes the newer value: a CDC watermark in the
+ * summary must never go back because a compaction committed after the merge had moved it on.
+ */
+export function rebasedProperties(
+  properties: Readonly<Record<string, string>>,
+  startSummary: Readonly<Record<string, string>>,
+  parentSummary: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const out: Record<string, string> = { ...properties };
+  for (const [key, value] of Object.entries(properties)) {
+    const now = parentSummary[key];
+    if (startSummary[key] === value && now !== undefined && now !== value) out[key] = now;
   }
+  return out;
 }
 
 /**
@@ -423,6 +773,7 @@ function compactionChanges(
   removedData: readonly DataFile[],
   removedDeletes: readonly DataFile[],
   addedData: readonly DataFile[],
+  addedDeletes: readonly DataFile[] = [],
 ): SnapshotChanges {
   const sum = (files: readonly DataFile[], pick: (f: DataFile) => bigint): bigint =>
     files.reduce((n, f) => n + pick(f), 0n);
@@ -432,7 +783,9 @@ function compactionChanges(
     ...noChanges(),
     addedDataFiles: addedData.length,
     addedRecords: sum(addedData, (f) => f.recordCount),
-    addedFilesSize: sum(addedData, (f) => f.fileSizeInBytes),
+    addedFilesSize: sum([...addedData, ...addedDeletes], (f) => f.fileSizeInBytes),
+    addedPositionDeleteFiles: addedDeletes.length,
+    addedPositionDeletes: sum(addedDeletes, (f) => f.recordCount),
     removedDataFiles: removedData.length,
     removedRecords: sum(removedData, (f) => f.recordCount),
     removedFilesSize: sum([...removedData, ...removedDeletes], (f) => f.fileSizeInBytes),

@@ -168,6 +168,8 @@ export interface ReplaceAttempt {
   changes: SnapshotChanges;
   /** Extra summary properties. @default none */
   properties?: Record<string, string>;
+  /** Files this attempt wrote (besides its manifests) that the snapshot references, kept if it commits. */
+  keep?: readonly string[];
 }
 
 /** Inputs of {@link commitReplaceSnapshot}. */
@@ -201,7 +203,7 @@ export async function commitReplaceSnapshot(
 ): Promise<{ loaded: LoadedTable; sequenceNumber: bigint; attempts: number }> {
   let attempts = 0;
   let sequenceNumber = 0n;
-  let lastAttempt: { listPath: string; manifests: readonly ManifestFile[] } | undefined;
+  let lastAttempt: { listPath: string; manifests: readonly ManifestFile[]; keep: readonly string[] } | undefined;
   try {
     const loaded = await catalog.commitWithRetry(
       table,
@@ -222,7 +224,7 @@ export async function commitReplaceSnapshot(
         const listPath = `${metadataDirectory(current)}/snap-${commit.snapshotId}-${attempt.attempt}-${randomUUID()}.avro`;
         commit.written.add(listPath);
         await io.write(listPath, list.bytes);
-        lastAttempt = { listPath, manifests: built.manifests };
+        lastAttempt = { listPath, manifests: built.manifests, keep: built.keep ?? [] };
         return addSnapshot(current, {
           snapshotId: commit.snapshotId,
           manifestList: listPath,
@@ -236,6 +238,7 @@ export async function commitReplaceSnapshot(
     if (lastAttempt !== undefined) {
       keep.add(lastAttempt.listPath);
       for (const m of lastAttempt.manifests) keep.add(m.manifestPath);
+      for (const path of lastAttempt.keep) keep.add(path);
     }
     await commit.written.deleteAllBut(io, keep);
     return { loaded, sequenceNumber, attempts };

@@ -6,6 +6,7 @@ import { buildEnvelope, envelopeToJson, UNAVAILABLE_VALUE_PLACEHOLDER } from '..
 import { ValueConversionError } from '../../../lib/cdc/errors.js';
 import { quarantineRecord, quarantineToJsonLines } from '../../../lib/cdc/quarantine.js';
 import {
+  appendQuarantine,
   appendReplayMarks,
   changeEventFromQuarantine,
   listQuarantine,
@@ -18,7 +19,7 @@ import { LocalFileIO } from '../../../lib/storage/index.js';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-quarantine-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const envelope = (id: string, op: 'c' | 'u' = 'c') =>
+const envelope = (id: string, op: 'c' | 'u' = 'c', nowMs = 0) =>
   buildEnvelope({
     op,
     before: null,
@@ -30,13 +31,13 @@ const envelope = (id: string, op: 'c' | 'u' = 'c') =>
     commitLsn: 0x16b3748n,
     changeLsn: 0x16b3700n + BigInt(id),
     commitTimeMicros: 1_700_000_000_000_000n,
-    nowMs: 0,
+    nowMs,
     totalOrder: 1,
   });
-const record = (id: string, op: 'c' | 'u' = 'c') =>
+const record = (id: string, op: 'c' | 'u' = 'c', nowMs = 0) =>
   quarantineRecord(
     new ValueConversionError('timestamptz', '"infinity"', 'not finite', 'at'),
-    envelopeToJson(envelope(id, op)),
+    envelopeToJson(envelope(id, op, nowMs)),
     `slot s at ${id}`,
     { table: 'public.q', commitLsn: '0/16B3748' },
   );
@@ -69,5 +70,32 @@ describe('the quarantine store', () => {
       'slot s at 1',
       'slot s at 3',
     ]);
+  });
+
+  it("appends a retried batch's records once, also when the retry reads the event again after midnight", async () => {
+    const io = new LocalFileIO();
+    const warehouse = `file://${dir}/append`;
+    const evening = Date.UTC(2026, 0, 2, 23, 59, 50);
+    const file = await appendQuarantine(io, warehouse, 'src', [record('1', 'c', evening), record('2')], evening);
+    expect(file).toBe(quarantineDayFile(warehouse, 'src', evening));
+    expect(await appendQuarantine(io, warehouse, 'src', [], evening)).toBeNull();
+    // The retry decodes the same changes again (another envelope ts_ms), next day, with one new record.
+    const night = evening + 20_000;
+    await appendQuarantine(
+      io,
+      warehouse,
+      'src',
+      [record('1', 'c', night), record('2', 'c', night), record('3')],
+      night,
+    );
+    const listed = await listQuarantine(io, warehouse, 'src');
+    expect(listed.map((e) => [e.file.slice(-16), e.record.origin])).toEqual([
+      ['2026-01-02.jsonl', 'slot s at 1'],
+      ['2026-01-02.jsonl', 'slot s at 2'],
+      ['2026-01-03.jsonl', 'slot s at 3'],
+    ]);
+    // A different error for the same event is another record.
+    await appendQuarantine(io, warehouse, 'src', [{ ...record('3'), errorKind: 'null-key' as const }], night);
+    expect(await listQuarantine(io, warehouse, 'src')).toHaveLength(4);
   });
 });

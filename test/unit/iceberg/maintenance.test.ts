@@ -7,7 +7,6 @@ import type { DataFile } from '../../../lib/iceberg/data-file.js';
 import {
   compactTable,
   expireSnapshots,
-  MaintenanceConflictError,
   removeOrphanFiles,
   rewriteManifests,
   UnsafeOrphanThresholdError,
@@ -277,7 +276,7 @@ describe('table maintenance', () => {
       expect(lists).toHaveLength(1);
     });
 
-    it('fails with a typed conflict when a position delete lands on a file it rewrites, and loses no delete', async () => {
+    it('carries a position delete that lands on a file it rewrites over to the new file, and loses no delete', async () => {
       await catalog.createTable('db.t', { schema });
       const first = await appendColumns(catalog, io, 'db.t', { columns: cols(range(1, 5)) });
       const second = await appendColumns(catalog, io, 'db.t', { columns: cols(range(6, 10)) });
@@ -293,20 +292,31 @@ describe('table maintenance', () => {
         ]);
       });
 
-      const error = await compactTable(racing, io, 'db.t', { minInputFiles: 2 }).catch((err: unknown) => err);
+      const result = await compactTable(racing, io, 'db.t', { minInputFiles: 2 });
 
-      expect(error).toBeInstanceOf(MaintenanceConflictError);
-      expect((error as MaintenanceConflictError).kind).toBe('maintenance-conflict');
-      expect((error as MaintenanceConflictError).failureType).toBe('CommitConflict');
-      expect((error as Error).message).toMatch(target < other ? target : other);
-      // Ids 2 and 6: the delete applies to the original files, which are still live.
+      expect(result.attempts).toBe(2);
+      // Ids 2 and 6 stay deleted: the commit added a position delete for their rows in the new file.
       expect(await rows()).toEqual(expectedRows([1, 3, 4, 5, 7, 8, 9, 10]));
-      expect((await planFiles(io, await load())).map((t) => t.dataFile.filePath)).toContain(target);
-      // The compaction's data files, manifests and manifest lists were deleted again.
+      expect(result.rebasedFrom).toEqual([deletePath]);
+      expect(result.rebasedDeletes).toBe(2n);
+      expect(result.rebasedDeleteFiles).toHaveLength(1);
+      expect(result.rebasedDeleteFiles[0]!.referencedDataFile).toBe(result.addedDataFiles[0]!.filePath);
+      // The concurrent delete file named only rewritten files, so it is gone from the table.
+      expect(result.removedDeleteFiles).toContain(deletePath);
+      const planned = await planFiles(io, await load());
+      expect(planned.map((t) => t.dataFile.filePath)).toEqual([result.addedDataFiles[0]!.filePath]);
+      expect(planned[0]!.positionDeletes.map((d) => d.filePath)).toEqual([result.rebasedDeleteFiles[0]!.filePath]);
+      expect(currentSnapshot(await load())!.summary).toMatchObject({
+        operation: 'replace',
+        'added-position-deletes': '2',
+        'total-records': '10',
+      });
+      // The first attempt's rebased files (none: the delete came after its build), manifests and list were
+      // cleaned up; what is left new is the delete commit's files and the compaction's own.
       const newParquet = [...(await listFiles())].filter((f) => !filesBefore.has(f) && f.endsWith('.parquet'));
-      expect(newParquet).toEqual([deletePath]);
-      const metadataDir = [...(await listFiles())].filter((f) => !filesBefore.has(f) && f.endsWith('.avro'));
-      expect(metadataDir).toHaveLength(2); // the delete commit's manifest and manifest list
+      expect(newParquet.sort()).toEqual(
+        [deletePath, result.addedDataFiles[0]!.filePath, result.rebasedDeleteFiles[0]!.filePath].sort(),
+      );
     });
 
     it('keeps applying an equality delete committed while the compaction is committing', async () => {
