@@ -4,22 +4,8 @@
  */
 import { NamespaceAlreadyExistsError, type SqlCatalog } from '../iceberg/catalog/index.js';
 import type { PartitionFieldRequest } from '../iceberg/partition-spec.js';
+import { BUCKET_SOURCE_TYPES } from '../iceberg/transforms.js';
 import type { Schema } from '../iceberg/types.js';
-
-/** Iceberg types the `bucket` transform accepts. */
-export const BUCKETABLE: ReadonlySet<string> = new Set([
-  'int',
-  'long',
-  'decimal',
-  'date',
-  'time',
-  'timestamp',
-  'timestamptz',
-  'string',
-  'uuid',
-  'fixed',
-  'binary',
-]);
 
 /** The key column the table is bucketed by: the first key column of a bucketable type (none: unpartitioned). */
 export function bucketColumnOf(built: {
@@ -28,7 +14,7 @@ export function bucketColumnOf(built: {
 }): string | undefined {
   return built.key.find((name) => {
     const kind = built.schema.fields.find((f) => f.name === name)?.type.kind;
-    return kind !== undefined && BUCKETABLE.has(kind);
+    return kind !== undefined && BUCKET_SOURCE_TYPES.has(kind);
   });
 }
 

@@ -108,6 +108,21 @@ export function transformsEqual(a: Transform, b: Transform): boolean {
   return transformToString(a) === transformToString(b);
 }
 
+/** The primitive types `bucket[N]` accepts (spec Appendix B). */
+export const BUCKET_SOURCE_TYPES: ReadonlySet<string> = new Set([
+  'int',
+  'long',
+  'decimal',
+  'date',
+  'time',
+  'timestamp',
+  'timestamptz',
+  'string',
+  'uuid',
+  'fixed',
+  'binary',
+]);
+
 /**
  * Why `transform` cannot be applied to `sourceType` (spec table "Partition Transforms"), or `undefined` when it
  * can. Unknown transforms never apply: the engine cannot compute them.
@@ -121,19 +136,7 @@ export function transformProblem(transform: Transform, sourceType: IcebergType):
     case 'identity':
       return nested ? `identity applies to primitive columns, not ${kind}` : undefined;
     case 'bucket':
-      return [
-        'int',
-        'long',
-        'decimal',
-        'date',
-        'time',
-        'timestamp',
-        'timestamptz',
-        'string',
-        'uuid',
-        'fixed',
-        'binary',
-      ].includes(kind)
+      return BUCKET_SOURCE_TYPES.has(kind)
         ? undefined
         : `bucket applies to int, long, decimal, date, time, timestamp, timestamptz, string, uuid, fixed and binary, not ${typeToString(sourceType)}`;
     case 'truncate':
