@@ -12,8 +12,8 @@
  *   During run 1 `cdc-table-maintenance` runs every `--maintenance-every` minutes (default 3; 0 for none; fractions
  *   allowed) beside the running merge: the compaction carries the merge's concurrent deletes over to its new files
  *   (lib/iceberg/maintenance/compact.ts), so nothing pauses. `--pause-merge 1` restores the old procedure (pause the
- *   merge, compact, resume once the compaction has committed) for comparison. The merge polls every `--poll-ms`
- *   (default 100) while there is work.
+ *   merge, compact, resume once the compaction has committed) for comparison; `--maintenance-worker 1` runs it on a
+ *   second worker process of its own task queue. The merge polls every `--poll-ms` (default 100) while there is work.
  * Run: `npm run bench:cdc` (`-- --minutes 2` for a shorter run 1; `--rows`, `--rate`, `--backlog`; `freshness` or
  * `catchup` alone; `--batch N` for the catch-up merge's batch bound, default 100000). Writes bench/results/cdc.json.
  */
@@ -57,6 +57,12 @@ const CATCHUP_BATCH = flag('batch', 100_000);
 const MAINTENANCE_EVERY_MIN = flag('maintenance-every', 3);
 /** 1: pause the merge while the compaction runs (the procedure before compactions rebased concurrent deletes). */
 const PAUSE_MERGE = flag('pause-merge', 0) === 1;
+/**
+ * `--maintenance-worker 1`: `cdc-table-maintenance` runs on its own task queue, served by a second
+ * `sluice worker --pool cpu` process, as a deployment would run it (the compaction's Parquet encoding then never
+ * holds the merge's event loop); 0 (default): one worker serves both.
+ */
+const MAINTENANCE_WORKER = flag('maintenance-worker', 0) === 1;
 /** The continuous merge's poll interval while there is work (ms). */
 const POLL_MS = flag('poll-ms', 100);
 const PYTHON = path.join(REPO_ROOT, '.tools/venv/bin/python');
@@ -75,6 +81,8 @@ interface Stack {
   worker: ManagedProcess;
   catalogFile: string;
   taskQueue: string;
+  /** Where `cdc-table-maintenance` runs: `taskQueue`, or a second worker's queue (`--maintenance-worker 1`). */
+  maintenanceTaskQueue: string;
   close(): Promise<void>;
 }
 
@@ -116,23 +124,27 @@ async function startStack(): Promise<Stack> {
     `defaults:\n  warehouse: file://${dir}/wh\n  catalogName: bench_cdc\n  catalog:\n    type: sqlite\n    path: ${catalogFile}\n`,
   );
   const taskQueue = 'bench-cdc';
-  const worker = startProcess(
-    'worker',
-    process.execPath,
-    [path.join(REPO_ROOT, 'bin/sluice.js'), 'worker', '--pool', 'cpu', '--metrics-port', 'off'],
-    {
-      logDir: dir,
-      env: {
-        ...process.env,
-        TEMPORAL_ADDRESS: server.address,
-        TEMPORAL_NAMESPACE: 'default',
-        SLUICE_CONFIG: configPath,
-        SLUICE_TASK_QUEUE: taskQueue,
-        SLUICE_WORKFLOW_BUNDLE: bundle,
-        SLUICE_LOG_LEVEL: 'warn',
+  const startWorker = (name: string, queue: string) =>
+    startProcess(
+      name,
+      process.execPath,
+      [path.join(REPO_ROOT, 'bin/sluice.js'), 'worker', '--pool', 'cpu', '--metrics-port', 'off'],
+      {
+        logDir: dir,
+        env: {
+          ...process.env,
+          TEMPORAL_ADDRESS: server.address,
+          TEMPORAL_NAMESPACE: 'default',
+          SLUICE_CONFIG: configPath,
+          SLUICE_TASK_QUEUE: queue,
+          SLUICE_WORKFLOW_BUNDLE: bundle,
+          SLUICE_LOG_LEVEL: 'warn',
+        },
       },
-    },
-  );
+    );
+  const worker = startWorker('worker', taskQueue);
+  const maintenanceTaskQueue = MAINTENANCE_WORKER ? `${taskQueue}-maintenance` : taskQueue;
+  const maintenanceWorker = MAINTENANCE_WORKER ? startWorker('maintenance-worker', maintenanceTaskQueue) : undefined;
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection, namespace: 'default' });
   const warehouse = await openWarehouse({
@@ -148,8 +160,9 @@ async function startStack(): Promise<Stack> {
     worker,
     catalogFile,
     taskQueue,
+    maintenanceTaskQueue,
     async close() {
-      await worker.stop(5000);
+      await Promise.all([worker.stop(5000), maintenanceWorker?.stop(5000)]);
       await connection.close();
       await warehouse.close();
       await Promise.allSettled([server.stop(), postgres.stop()]);
@@ -424,7 +437,9 @@ async function freshness(stack: Stack, figures: Figure[], notes: string[]): Prom
       `Maintenance: ${maintenance.length} runs of cdc-table-maintenance (every ${MAINTENANCE_EVERY_MIN} min; ` +
         (PAUSE_MERGE
           ? 'the merge paused until its compaction committed): '
-          : 'beside the running merge, which never paused; the compaction carried its concurrent deletes over): ') +
+          : 'beside the running merge, which never paused; the compaction carried its concurrent deletes over' +
+            (MAINTENANCE_WORKER ? '; on a second worker process' : "; in the merge's worker process") +
+            '): ') +
         maintenance
           .map((w) =>
             PAUSE_MERGE
@@ -571,7 +586,7 @@ async function maintain(
         stack.client,
         // Expire snapshots older than a minute (a pyiceberg poll never reads one that old), keep the last 2.
         { icebergTable: table, expireOlderThanMs: 60_000, retainLast: 2 },
-        { taskQueue: stack.taskQueue },
+        { taskQueue: stack.maintenanceTaskQueue },
       );
       // The window ends when the compaction's snapshot is committed; expiry and the orphan listing follow.
       let finished = false;
