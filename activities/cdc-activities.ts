@@ -1,4 +1,4 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import type pg from 'pg';
 import type { z } from 'zod';
 import {
@@ -65,6 +65,7 @@ import {
   type OnboardTableResult,
 } from '../schemas/cdc.js';
 import { toActivityFailure, typedFailure, validateActivityInput } from './failures.js';
+import { keepHeartbeating as keepHeartbeatingEvery } from './heartbeat.js';
 import { resolveSourceConnection } from '../lib/cdc/source-secret.js';
 import { bucketColumnOf, bucketSpec, ensureTableNamespace } from '../lib/cdc/base-table.js';
 import { BatchPrefetcher, prefetchKeyOf, readBatchWithPrefetch } from '../lib/cdc/prefetch.js';
@@ -150,13 +151,7 @@ export function createCdcActivities(deps: CdcActivityDeps) {
 
   /** Heartbeats `details()` now and every few seconds until the returned function is called. */
   function keepHeartbeating(details: () => unknown): () => void {
-    const ctx = Context.current();
-    ctx.heartbeat(details());
-    // Several heartbeats per heartbeat timeout, so that a short timeout (fast failover) is never missed.
-    const timeoutMs = ctx.info.heartbeatTimeoutMs;
-    const everyMs = timeoutMs ? Math.min(heartbeatEveryMs, Math.max(200, timeoutMs / 3)) : heartbeatEveryMs;
-    const timer = setInterval(() => ctx.heartbeat(details()), everyMs);
-    return () => clearInterval(timer);
+    return keepHeartbeatingEvery(details, heartbeatEveryMs);
   }
 
   /** Idempotent (a retried batch adds nothing); called before the batch's commit (lib/cdc/quarantine-store.ts). */

@@ -71,6 +71,7 @@ import {
   slotTableProperties,
   type CdcActivityDeps,
 } from './cdc-activities.js';
+import { keepHeartbeating } from './heartbeat.js';
 import { toActivityFailure, typedFailure, validateActivityInput } from './failures.js';
 
 /**
@@ -708,54 +709,69 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
     async compactCdcTable(raw: CompactCdcTableInput): Promise<CompactCdcTableResult> {
       const input = validateActivityInput(CompactCdcTableInput, raw, 'compactCdcTable input');
       return typed(async () => {
-        const loaded = await catalog.loadTable(input.icebergTable);
-        const r = await compactTable(catalog, io, input.icebergTable, {
-          snapshotProperties: cdcSnapshotProperties(loaded.metadata),
-          minInputFiles: input.minInputFiles,
-          ...(input.targetFileSizeBytes ? { targetFileSizeBytes: input.targetFileSizeBytes } : {}),
-        });
-        if (r.snapshotId !== undefined) await repairWatermark(input.icebergTable);
-        return {
-          snapshotId: r.snapshotId === undefined ? null : String(r.snapshotId),
-          rewrittenDataFiles: r.rewrittenDataFiles.length,
-          addedDataFiles: r.addedDataFiles.length,
-          removedDeleteFiles: r.removedDeleteFiles.length,
-          rewrittenRows: Number(r.rewrittenRows),
-        };
+        const stopHeartbeats = keepHeartbeating(() => ({ phase: 'compacting', table: input.icebergTable }));
+        try {
+          const loaded = await catalog.loadTable(input.icebergTable);
+          const r = await compactTable(catalog, io, input.icebergTable, {
+            snapshotProperties: cdcSnapshotProperties(loaded.metadata),
+            minInputFiles: input.minInputFiles,
+            ...(input.targetFileSizeBytes ? { targetFileSizeBytes: input.targetFileSizeBytes } : {}),
+          });
+          if (r.snapshotId !== undefined) await repairWatermark(input.icebergTable);
+          return {
+            snapshotId: r.snapshotId === undefined ? null : String(r.snapshotId),
+            rewrittenDataFiles: r.rewrittenDataFiles.length,
+            addedDataFiles: r.addedDataFiles.length,
+            removedDeleteFiles: r.removedDeleteFiles.length,
+            rewrittenRows: Number(r.rewrittenRows),
+          };
+        } finally {
+          stopHeartbeats();
+        }
       });
     },
 
     async expireCdcSnapshots(raw: ExpireCdcSnapshotsInput): Promise<ExpireCdcSnapshotsResult> {
       const input = validateActivityInput(ExpireCdcSnapshotsInput, raw, 'expireCdcSnapshots input');
       return typed(async () => {
-        const nowMs = now();
-        const r = await expireSnapshots(catalog, io, input.icebergTable, {
-          olderThanMs: nowMs - input.olderThanMs,
-          retainLast: input.retainLast,
-          nowMs,
-        });
-        const f = r.files;
-        return {
-          expiredSnapshots: r.expiredSnapshotIds.length,
-          deletedFiles:
-            f.dataFiles.length +
-            f.positionDeleteFiles.length +
-            f.equalityDeleteFiles.length +
-            f.manifests.length +
-            f.manifestLists.length,
-        };
+        const stopHeartbeats = keepHeartbeating(() => ({ phase: 'expiring snapshots', table: input.icebergTable }));
+        try {
+          const nowMs = now();
+          const r = await expireSnapshots(catalog, io, input.icebergTable, {
+            olderThanMs: nowMs - input.olderThanMs,
+            retainLast: input.retainLast,
+            nowMs,
+          });
+          const f = r.files;
+          return {
+            expiredSnapshots: r.expiredSnapshotIds.length,
+            deletedFiles:
+              f.dataFiles.length +
+              f.positionDeleteFiles.length +
+              f.equalityDeleteFiles.length +
+              f.manifests.length +
+              f.manifestLists.length,
+          };
+        } finally {
+          stopHeartbeats();
+        }
       });
     },
 
     async removeCdcOrphans(raw: RemoveCdcOrphansInput): Promise<RemoveCdcOrphansResult> {
       const input = validateActivityInput(RemoveCdcOrphansInput, raw, 'removeCdcOrphans input');
       return typed(async () => {
-        const r = await removeOrphanFiles(catalog, io, input.icebergTable, {
-          olderThanMs: input.olderThanMs,
-          force: input.force,
-          nowMs: now(),
-        });
-        return { orphanFilesRemoved: r.orphanFiles.length, listedFiles: r.listedFiles };
+        const stopHeartbeats = keepHeartbeating(() => ({ phase: 'removing orphan files', table: input.icebergTable }));
+        try {
+          const r = await removeOrphanFiles(catalog, io, input.icebergTable, {
+            olderThanMs: input.olderThanMs,
+            force: input.force,
+            nowMs: now(),
+          });
+          return { orphanFilesRemoved: r.orphanFiles.length, listedFiles: r.listedFiles };
+        } finally {
+          stopHeartbeats();
+        }
       });
     },
   };

@@ -12,6 +12,8 @@ import { parseWorkflowInput } from './validate-input.js';
 const { inspectTableHealth, compactCdcTable, expireCdcSnapshots, removeCdcOrphans } =
   proxyActivities<CdcOperatorActivities>({
     startToCloseTimeout: '2h',
+    // The activities heartbeat on a timer while they work: a dead worker is noticed within a minute.
+    heartbeatTimeout: '1m',
     // The compaction runs beside the merge and carries the merge's concurrent deletes over to its new files, so
     // the merge is never paused for it. MaintenanceConflict (retryable: only a rewritten file with equality deletes
     // applied that a concurrent commit deleted from) simply runs again.
