@@ -772,7 +772,8 @@ function keyFieldsOf(schema: Schema): NestedField[] {
   return schema.identifierFieldIds.map((id) => schema.fields.find((f) => f.id === id)!);
 }
 
-function keyNames(schema: Schema): string[] {
+/** The names of the table's identifier (key) columns. */
+export function keyNames(schema: Schema): string[] {
   return keyFieldsOf(schema).map((f) => f.name);
 }
 

@@ -68,6 +68,7 @@ import { bucketColumnOf, bucketSpec, ensureTableNamespace } from '../lib/cdc/bas
 import {
   CDC_SOURCE_TABLE_PROPERTY,
   currentRowsByKey,
+  keyNames,
   slotTableProperties,
   type CdcActivityDeps,
 } from './cdc-activities.js';
@@ -407,10 +408,9 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
               `("${existing.metadata.properties[CDC_SOURCE_TABLE_PROPERTY] ?? '?'}"); choose another icebergTable`,
           );
         }
-        const schema = currentSchema(existing.metadata);
         return {
           icebergTable: input.icebergTable,
-          key: schema.identifierFieldIds.map((id) => schema.fields.find((f) => f.id === id)!.name),
+          key: keyNames(currentSchema(existing.metadata)),
           rowsCopied: 0,
           quarantined: 0,
           watermark: formatLsn(watermark),
