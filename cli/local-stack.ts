@@ -10,7 +10,7 @@ import { startPostgresCluster, type PostgresCluster } from '../lib/stack/postgre
 import { startTemporalDevServer, type TemporalDevServer } from '../lib/stack/temporal-server.js';
 import { cliTypeName, SEARCH_ATTRIBUTE_KEYS } from '../schemas/search-attributes.js';
 import type { StackConfig } from '../schemas/stack-config.js';
-import { taskQueues } from '../schemas/task-queues.js';
+import { dedicatedCpuQueue, taskQueues } from '../schemas/task-queues.js';
 import { writeWorkflowBundle } from '../workers/workflow-bundle.js';
 
 export interface LocalStack {
@@ -155,6 +155,21 @@ export async function startLocalStack(
       );
       if (port !== 'off') metricsUrls.push(`http://127.0.0.1:${port}/metrics`);
     }
+    let next = cpu.processes;
+    for (const dedicated of cpu.dedicated) {
+      for (let i = 0; i < dedicated.processes; i++) {
+        const port = cpu.metricsPort === null ? 'off' : String(cpu.metricsPort + next++);
+        workers.push(
+          startProcess(
+            `worker-cpu-${dedicated.name}-${i}`,
+            process.execPath,
+            [bin, 'worker', '--pool', 'cpu', '--queue', dedicated.name, '--metrics-port', port],
+            { logDir, env },
+          ),
+        );
+        if (port !== 'off') metricsUrls.push(`http://127.0.0.1:${port}/metrics`);
+      }
+    }
     gpu.hosts.forEach((host, i) => {
       const port = gpu.metricsPort === null ? 'off' : String(gpu.metricsPort + i);
       workers.push(
@@ -180,10 +195,15 @@ export async function startLocalStack(
 
 /** Waits for the stack's workers to poll; a worker that died meanwhile is reported with its log. */
 export async function waitForStackWorkers(stack: LocalStack, client: Client, config: StackConfig): Promise<void> {
-  const q = taskQueues(sluiceEnv.taskQueueOverride ?? config.workers.cpu.taskQueue);
+  const base = sluiceEnv.taskQueueOverride ?? config.workers.cpu.taskQueue;
+  const q = taskQueues(base);
   const queues: { name: string; type: 'workflow' | 'activity' }[] = [
     { name: q.cpu, type: 'workflow' },
     { name: q.cpu, type: 'activity' },
+    ...config.workers.cpu.dedicated.flatMap((d) => [
+      { name: dedicatedCpuQueue(base, d.name), type: 'workflow' as const },
+      { name: dedicatedCpuQueue(base, d.name), type: 'activity' as const },
+    ]),
     ...config.workers.gpu.hosts.flatMap((h) => [
       { name: q.gpu, type: 'activity' as const },
       { name: q.gpuHost(h.name), type: 'activity' as const },

@@ -33,6 +33,8 @@ export interface PipelineDefinition<S extends z.ZodType = z.ZodType> {
   workflowId(input: z.infer<S>): string;
   /** One line for the UI. */
   summary(input: z.infer<S>): string;
+  /** Runs activities on the GPU pool, whose queues derive from the workflow's queue (so no dedicated CPU queue). */
+  usesGpuPool?: true;
 }
 
 function definePipeline<S extends z.ZodType>(def: PipelineDefinition<S>): PipelineDefinition<S> {
@@ -43,6 +45,7 @@ function definePipeline<S extends z.ZodType>(def: PipelineDefinition<S>): Pipeli
 export const pipelines = {
   'pool-check': definePipeline({
     name: 'pool-check',
+    usesGpuPool: true,
     workflowType: 'poolCheck',
     input: PoolCheckInput,
     description: 'exercise both worker pools: CPU fan-out, then steps pinned to one GPU host',
@@ -114,6 +117,7 @@ export const pipelines = {
   }),
   'embedding-backfill': definePipeline({
     name: 'embedding-backfill',
+    usesGpuPool: true,
     workflowType: 'embeddingBackfill',
     input: EmbeddingBackfillInput,
     description: 'embed a table with one model version, index it, gate coverage and parity, then flip <index>@current',
@@ -124,6 +128,7 @@ export const pipelines = {
   }),
   'collections-build': definePipeline({
     name: 'collections-build',
+    usesGpuPool: true,
     workflowType: 'collectionsBuild',
     input: CollectionsBuildInput,
     description:

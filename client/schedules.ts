@@ -10,7 +10,7 @@ import {
 import { TypedSearchAttributes, type Workflow } from '@temporalio/common';
 import { SearchAttributes } from '../schemas/search-attributes.js';
 import type { ScheduleConfig, StackConfig } from '../schemas/stack-config.js';
-import { taskQueues } from '../schemas/task-queues.js';
+import { dedicatedCpuQueue, taskQueues } from '../schemas/task-queues.js';
 import { parseOrThrow } from '../schemas/validation.js';
 import { getPipeline } from './pipelines.js';
 
@@ -80,12 +80,21 @@ export interface DesiredSchedule {
  * pipeline's schema here, before anything reaches the cluster. Throws `UnknownPipelineError` for an unknown
  * pipeline, `InputValidationError` naming each bad field, and `Error` for spec entries Sluice cannot keep in sync.
  *
- * @param baseTaskQueue the stack's base task queue; the workflow runs on its `cpu` queue.
+ * @param baseTaskQueue the stack's base task queue; the workflow runs on its `cpu` queue, or on the dedicated queue
+ *   the entry names (`queue`).
  */
 export function desiredSchedule(config: ScheduleConfig, baseTaskQueue: string): DesiredSchedule {
   const pipeline = getPipeline(config.pipeline);
   const input: unknown = parseOrThrow(pipeline.input, config.input, `input of schedule "${config.id}"`);
   const where = `schedule "${config.id}" in temporal-dev.yml`;
+  if (config.queue !== undefined && pipeline.usesGpuPool) {
+    throw new Error(
+      `${where}: pipeline "${pipeline.name}" uses the GPU pool, whose queues derive from the workflow's queue, so it ` +
+        `cannot run on the dedicated queue "${config.queue}"; remove \`queue\``,
+    );
+  }
+  const taskQueue =
+    config.queue === undefined ? taskQueues(baseTaskQueue).cpu : dedicatedCpuQueue(baseTaskQueue, config.queue);
 
   const intervals = (config.spec.every ?? []).map((every) => {
     const ms = durationMs(every);
@@ -126,7 +135,7 @@ export function desiredSchedule(config: ScheduleConfig, baseTaskQueue: string): 
       action: {
         type: 'startWorkflow',
         workflowType: pipeline.workflowType,
-        taskQueue: taskQueues(baseTaskQueue).cpu,
+        taskQueue,
         args: [input],
         // A prefix: the server appends the scheduled time, so every run gets its own id.
         workflowId: config.id,
@@ -135,7 +144,8 @@ export function desiredSchedule(config: ScheduleConfig, baseTaskQueue: string): 
       },
       policies: { overlap: config.overlap },
       state: { paused: config.paused, note: config.note },
-      memo: { ...MANAGED_BY_MEMO },
+      // The base queue too: a schedule on a dedicated queue still belongs to this stack when its entry is removed.
+      memo: { ...MANAGED_BY_MEMO, stackQueue: taskQueues(baseTaskQueue).cpu },
     },
   };
 }
@@ -168,6 +178,8 @@ export interface ComparableSchedule {
 export interface ExistingSchedule extends ComparableSchedule {
   /** True when the schedule's memo says `managedBy: sluice`; only those are ever deleted by sync. */
   managed: boolean;
+  /** The base task queue of the stack whose sync created it (memo `stackQueue`; absent on older schedules). */
+  stackQueue?: string;
 }
 
 function intervalLabel(every: number, offset: number | undefined): string {
@@ -241,6 +253,7 @@ export function comparableFromDescription(d: DescribedSchedule): ExistingSchedul
     paused: d.state.paused,
     note: d.state.note ?? '',
     managed: d.memo?.managedBy === MANAGED_BY_MEMO.managedBy,
+    ...(typeof d.memo?.stackQueue === 'string' ? { stackQueue: d.memo.stackQueue } : {}),
   };
 }
 
@@ -289,8 +302,9 @@ function sameValue(a: ComparableSchedule[keyof ComparableSchedule], b: Comparabl
 /** Options of {@link diffSchedules}. */
 export interface DiffScheduleOptions {
   /**
-   * Only managed schedules whose workflows run on this task queue are deleted, so that two stacks (or two tests) with
-   * different base queues in one namespace never delete each other's schedules. `undefined` deletes any managed one.
+   * Only managed schedules of the stack with this base task queue are deleted (memo `stackQueue`, else the queue
+   * their workflows run on), so that two stacks (or two tests) with different base queues in one namespace never
+   * delete each other's schedules. `undefined` deletes any managed one.
    */
   taskQueue?: string;
 }
@@ -319,7 +333,10 @@ export function diffSchedules(
   });
   const deletions = existing
     .filter(
-      (e) => e.managed && !desiredIds.has(e.id) && (opts.taskQueue === undefined || e.taskQueue === opts.taskQueue),
+      (e) =>
+        e.managed &&
+        !desiredIds.has(e.id) &&
+        (opts.taskQueue === undefined || (e.stackQueue ?? e.taskQueue) === opts.taskQueue),
     )
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     .map((e): ScheduleChange => ({ id: e.id, action: 'delete', changes: [], existing: e }));

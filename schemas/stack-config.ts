@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEDICATED_QUEUE_NAME } from './task-queues.js';
 
 /**
  * The schema of `temporal-dev.yml`: the local stack (dev server, worker pools, schedules, defaults).
@@ -43,6 +44,21 @@ export const CpuPoolConfig = z.strictObject({
   shutdownGraceTime: Duration.default('30s'),
   /** First Prometheus port; each process takes the next. `null` turns metrics off. @default 9464 */
   metricsPort: Port.nullable().default(9464),
+  /**
+   * Dedicated CPU queues (`<taskQueue>-<name>`), each served by worker processes of its own; a schedule runs on one
+   * with `queue: <name>`. The processes take the metrics ports after the main ones. @default none
+   */
+  dedicated: z
+    .array(
+      z.strictObject({
+        name: z
+          .string()
+          .regex(DEDICATED_QUEUE_NAME, 'lowercase letters, digits or "-" (max 40), not starting with "gpu"'),
+        /** Worker processes polling it. @default 1 */
+        processes: z.number().int().min(1).max(64).default(1),
+      }),
+    )
+    .default([]),
 });
 
 export const GpuHostConfig = z.strictObject({
@@ -99,6 +115,11 @@ export const ScheduleConfig = z.strictObject({
   paused: z.boolean().default(false),
   /** A note shown in the UI. */
   note: z.string().optional(),
+  /**
+   * Run the workflows on this dedicated CPU queue (a name from `workers.cpu.dedicated`) instead of the base queue.
+   * Only for pipelines that stay on the CPU pool. @default the base queue
+   */
+  queue: z.string().optional(),
 });
 
 export const CatalogConfig = z.discriminatedUnion('type', [
@@ -117,17 +138,41 @@ export const DefaultsConfig = z.strictObject({
   catalog: CatalogConfig.default({ type: 'sqlite', path: '.sluice/catalog.db' }),
 });
 
-export const StackConfig = z.strictObject({
-  server: DevServerConfig.default(DevServerConfig.parse({})),
-  workers: z
-    .strictObject({
-      cpu: CpuPoolConfig.default(CpuPoolConfig.parse({})),
-      gpu: GpuPoolConfig.default(GpuPoolConfig.parse({})),
-    })
-    .default({ cpu: CpuPoolConfig.parse({}), gpu: GpuPoolConfig.parse({}) }),
-  schedules: z.array(ScheduleConfig).default([]),
-  defaults: DefaultsConfig.default(DefaultsConfig.parse({})),
-});
+export const StackConfig = z
+  .strictObject({
+    server: DevServerConfig.default(DevServerConfig.parse({})),
+    workers: z
+      .strictObject({
+        cpu: CpuPoolConfig.default(CpuPoolConfig.parse({})),
+        gpu: GpuPoolConfig.default(GpuPoolConfig.parse({})),
+      })
+      .default({ cpu: CpuPoolConfig.parse({}), gpu: GpuPoolConfig.parse({}) }),
+    schedules: z.array(ScheduleConfig).default([]),
+    defaults: DefaultsConfig.default(DefaultsConfig.parse({})),
+  })
+  .superRefine((config, ctx) => {
+    const names = config.workers.cpu.dedicated.map((d) => d.name);
+    names.forEach((name, i) => {
+      if (names.indexOf(name) !== i) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['workers', 'cpu', 'dedicated', i, 'name'],
+          message: `"${name}" appears twice`,
+        });
+      }
+    });
+    config.schedules.forEach((schedule, i) => {
+      if (schedule.queue !== undefined && !names.includes(schedule.queue)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['schedules', i, 'queue'],
+          message:
+            `no dedicated queue "${schedule.queue}" in workers.cpu.dedicated ` +
+            `(${names.length ? names.map((n) => `"${n}"`).join(', ') : 'none declared'}); no worker would poll it`,
+        });
+      }
+    });
+  });
 
 export type StackConfig = z.infer<typeof StackConfig>;
 export type ScheduleConfig = z.infer<typeof ScheduleConfig>;

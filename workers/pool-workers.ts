@@ -23,7 +23,7 @@ import {
 import { poolEmbedder } from '../lib/embedding/pool-embedder.js';
 import type { FileIO } from '../lib/storage/file-io.js';
 import { createPlatformActivities } from '../activities/platform-activities.js';
-import { taskQueues } from '../schemas/task-queues.js';
+import { dedicatedCpuQueue, taskQueues } from '../schemas/task-queues.js';
 import { activityMetricsInterceptor } from './activity-metrics.js';
 import { cdcSlotMetricsInterceptor } from './cdc-slot-metrics.js';
 import { sluiceMetrics } from './runtime.js';
@@ -43,6 +43,11 @@ interface CommonOptions {
 /** Options of the `cpu` pool worker. */
 export interface CpuWorkerOptions extends CommonOptions {
   workflows: WorkflowSource;
+  /**
+   * Poll the dedicated CPU queue `<base>-<name>` (`workers.cpu.dedicated`) instead of the base queue.
+   * @default the base queue
+   */
+  dedicatedQueue?: string;
   /** @default 8 */
   maxConcurrentActivities?: number;
   /** @default 40 */
@@ -82,12 +87,15 @@ export interface CpuWorkerOptions extends CommonOptions {
   collections?: CollectionsActivityDeps;
 }
 
-/** The `cpu` pool: all workflows and the CPU activities, on the base queue. */
+/** The `cpu` pool: all workflows and the CPU activities, on the base queue (or a dedicated CPU queue). */
 export async function createCpuWorker(opts: CpuWorkerOptions): Promise<Worker> {
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
-    taskQueue: taskQueues(opts.baseTaskQueue).cpu,
+    taskQueue:
+      opts.dedicatedQueue === undefined
+        ? taskQueues(opts.baseTaskQueue).cpu
+        : dedicatedCpuQueue(opts.baseTaskQueue, opts.dedicatedQueue),
     ...opts.workflows,
     activities: {
       ...createPlatformActivities(),

@@ -27,6 +27,8 @@ export interface WorkerProcessOptions {
   metricsPort?: number | null;
   /** GPU pool: concurrent GPU activities. @default SLUICE_GPU_SLOTS, then the host's slots in temporal-dev.yml */
   slots?: number;
+  /** CPU pool: poll this dedicated queue (`<base>-<name>`) instead of the base queue. @default the base queue */
+  dedicatedQueue?: string;
 }
 
 /**
@@ -70,6 +72,7 @@ export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void
         connection,
         namespace,
         baseTaskQueue: base,
+        ...(opts.dedicatedQueue !== undefined ? { dedicatedQueue: opts.dedicatedQueue } : {}),
         workflows: workflowSource(opts.bundlePath ?? sluiceEnv.workflowBundle),
         maxConcurrentActivities: cpu.maxConcurrentActivities,
         maxConcurrentWorkflowTasks: cpu.maxConcurrentWorkflowTasks,

@@ -8,6 +8,7 @@ interface WorkerCommandOptions {
   bundle?: string;
   metricsPort?: string;
   slots?: string;
+  queue?: string;
 }
 
 export function registerWorker(program: Command): void {
@@ -22,6 +23,7 @@ export function registerWorker(program: Command): void {
     )
     .option('--metrics-port <port>', 'Prometheus port, or "off" (default from temporal-dev.yml)')
     .option('--slots <n>', 'gpu pool: concurrent GPU activities (default SLUICE_GPU_SLOTS, else temporal-dev.yml)')
+    .option('--queue <name>', 'cpu pool: poll the dedicated queue <base>-<name> (workers.cpu.dedicated) instead')
     .action(async (opts: WorkerCommandOptions, cmd: Command) => {
       if (opts.pool !== 'cpu' && opts.pool !== 'gpu')
         throw new Error(`--pool must be "cpu" or "gpu", not "${opts.pool}"`);
@@ -34,6 +36,7 @@ export function registerWorker(program: Command): void {
           throw new Error(`--metrics-port must be a port number or "off", not "${opts.metricsPort}"`);
         }
       }
+      if (opts.queue !== undefined && opts.pool !== 'cpu') throw new Error('--queue is for the cpu pool only');
       const slots = opts.slots === undefined ? undefined : Number(opts.slots);
       if (slots !== undefined && !(Number.isInteger(slots) && slots >= 1)) {
         throw new Error(`--slots must be an integer ≥ 1, not "${opts.slots}"`);
@@ -46,6 +49,7 @@ export function registerWorker(program: Command): void {
         bundlePath: opts.bundle,
         metricsPort,
         ...(slots !== undefined ? { slots } : {}),
+        ...(opts.queue !== undefined ? { dedicatedQueue: opts.queue } : {}),
       });
     });
 }

@@ -113,7 +113,7 @@ describe('schedules sync against a real server', { timeout: 120_000 }, () => {
         [nightly.id, 'create'],
       ]);
       const d = await t.client.schedule.getHandle(hourly.id).describe();
-      expect(d.memo).toEqual({ managedBy: 'sluice' });
+      expect(d.memo).toEqual({ managedBy: 'sluice', stackQueue: base });
       expect(d.action).toMatchObject({ workflowType: 'activityFanOut', taskQueue: base, workflowId: hourly.id });
       expect(d.action.args).toEqual([{ count: 3, mode: 'parallel' }]);
       expect(d.action.staticSummary).toBe('3 no-op activities, parallel');
@@ -284,6 +284,58 @@ describe('schedules sync against a real server', { timeout: 120_000 }, () => {
       expect(run.described.type).toBe('activityFanOut');
       expect(run.described.taskQueue).toBe(base);
       expect(run.described.typedSearchAttributes.get(SearchAttributes.pipeline)).toBe('activity-fan-out');
+    } finally {
+      await t.client.schedule
+        .getHandle(id)
+        .delete()
+        .catch(() => undefined);
+    }
+    expect(await exists(t.client, id)).toBe(false);
+  });
+
+  it('a schedule with `queue` runs on a worker of that dedicated CPU queue', async () => {
+    const base = uniqueQueue('sched-dedicated');
+    const id = `${base}/dedicated-every-2s`;
+    const config = parseStackConfig(
+      stringify({
+        workers: { cpu: { dedicated: [{ name: 'maintenance' }] } },
+        schedules: [
+          {
+            id,
+            pipeline: 'activity-fan-out',
+            spec: { every: ['2s'] },
+            input: { count: 1, mode: 'parallel' },
+            queue: 'maintenance',
+          },
+        ],
+      }),
+      'test stack',
+    );
+    expect(actions(await syncSchedules(t.client, config, { baseTaskQueue: base }))).toEqual([[id, 'create']]);
+    // Only the dedicated queue is served: a run on the base queue would never finish.
+    const worker = await createCpuWorker({
+      connection: t.nativeConnection,
+      namespace: 'default',
+      baseTaskQueue: base,
+      dedicatedQueue: 'maintenance',
+      workflows: await server.workflows(),
+      shutdownGraceTime: '1s',
+    });
+    try {
+      const described = await worker.runUntil(async () => {
+        const started = await eventually(
+          async () => (await t.client.schedule.getHandle(id).describe()).info.recentActions[0]?.action.workflow,
+          30_000,
+          `schedule ${id} to start a workflow`,
+        );
+        const handle = t.client.workflow.getHandle(started.workflowId, started.firstExecutionRunId);
+        expect(await handle.result()).toEqual({ completed: 1 });
+        return handle.describe();
+      });
+      expect(described.taskQueue).toBe(`${base}-maintenance`);
+      // Removing the entry deletes it: it belongs to this stack although it runs on another queue.
+      const plan = await syncSchedules(t.client, stackWith([]), { baseTaskQueue: base });
+      expect(plan.filter((c) => c.id === id).map((c) => c.action)).toEqual(['delete']);
     } finally {
       await t.client.schedule
         .getHandle(id)

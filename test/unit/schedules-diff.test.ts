@@ -126,7 +126,16 @@ describe('desiredSchedule', () => {
     ]);
     expect(d.options.policies).toEqual({ overlap: 'SKIP' });
     expect(d.options.state).toEqual({ paused: false, note: 'n' });
-    expect(d.options.memo).toEqual({ managedBy: 'sluice' });
+    expect(d.options.memo).toEqual({ managedBy: 'sluice', stackQueue: BASE });
+  });
+
+  it('runs an entry with `queue` on its dedicated CPU queue, and refuses it for a GPU pipeline', () => {
+    const d = desiredSchedule(schedule({ queue: 'maintenance' }), BASE);
+    expect(d.options.action.taskQueue).toBe(`${BASE}-maintenance`);
+    expect(d.options.memo).toEqual({ managedBy: 'sluice', stackQueue: BASE });
+    expect(() => desiredSchedule(schedule({ pipeline: 'pool-check', input: {}, queue: 'maintenance' }), BASE)).toThrow(
+      /pipeline "pool-check" uses the GPU pool.*cannot run on the dedicated queue "maintenance"/,
+    );
   });
 
   it('applies schema defaults to the input', () => {
@@ -268,6 +277,15 @@ describe('diffSchedules', () => {
   it('updates a schedule the config names even when sync did not create it', () => {
     const byHand = { ...existingFrom(a, {}), paused: true };
     expect(diffSchedules(want(a), [byHand])[0]?.action).toBe('update');
+  });
+
+  it("with a task queue scope, deletes this stack's schedules on dedicated queues by their memo", () => {
+    const config = schedule({ id: 'mine-dedicated', queue: 'maintenance' });
+    const mine = existingFrom(config, desiredSchedule(config, BASE).options.memo);
+    expect(mine).toMatchObject({ taskQueue: `${BASE}-maintenance`, stackQueue: BASE });
+    const theirs = { ...mine, id: 'theirs-dedicated', stackQueue: 'other-base' };
+    const plan = diffSchedules([], [theirs, mine], { taskQueue: BASE });
+    expect(plan.map((c) => [c.id, c.action])).toEqual([['mine-dedicated', 'delete']]);
   });
 
   it('with a task queue scope, leaves managed schedules of other stacks alone', () => {

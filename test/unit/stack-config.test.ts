@@ -70,6 +70,36 @@ defaults:
     );
   });
 
+  it('dedicated CPU queues: valid names, declared once, and a schedule may only name a declared one', () => {
+    const problems = problemsOf(`
+workers:
+  cpu:
+    dedicated:
+      - name: maintenance
+      - name: maintenance
+      - name: gpu-extra
+schedules:
+  - id: s1
+    pipeline: activity-fan-out
+    spec: { every: [1h] }
+    queue: compaction
+`);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^workers\.cpu\.dedicated\[1\]\.name: "maintenance" appears twice/),
+        expect.stringMatching(/^workers\.cpu\.dedicated\[2\]\.name: lowercase letters.*not starting with "gpu"/),
+        expect.stringMatching(/^schedules\[0\]\.queue: no dedicated queue "compaction" in workers\.cpu\.dedicated/),
+      ]),
+    );
+    const ok = parseStackConfig(
+      'workers:\n  cpu:\n    dedicated: [{ name: maintenance }]\nschedules:\n' +
+        '  - { id: s1, pipeline: activity-fan-out, spec: { every: [1h] }, queue: maintenance }\n',
+      'x.yml',
+    );
+    expect(ok.workers.cpu.dedicated).toEqual([{ name: 'maintenance', processes: 1 }]);
+    expect(ok.schedules[0]?.queue).toBe('maintenance');
+  });
+
   it('reports YAML syntax errors with their line', () => {
     expect(problemsOf('server:\n  port: [1, 2\n')[0]).toMatch(/^line \d+:/);
   });
