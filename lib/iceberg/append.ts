@@ -5,6 +5,7 @@
  * parent and the commit retried, reusing the data files and the manifest.
  */
 import { randomUUID } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import type { FileIO } from '../storage/file-io.js';
 import { metadataDirectory } from './catalog/metadata-location.js';
 import type { SqlCatalog, LoadedTable } from './catalog/sql-catalog.js';
@@ -34,6 +35,7 @@ import {
   type ParquetWriteTuning,
 } from './parquet/index.js';
 import { TableWriteError } from './errors.js';
+import { mapConcurrently } from './maintenance/table-files.js';
 import { addSnapshot, nextSequenceNumber, noChanges, snapshotSummary, type SnapshotChanges } from './table-update.js';
 import type { Schema } from './types.js';
 import { tupleKey, type PrimitiveValue } from './values.js';
@@ -138,14 +140,16 @@ export interface WriteGroupFilesOptions {
     Parameters<typeof writeParquetDataFile>[0],
     'targetRowGroupBytes' | 'maxRowGroupRows' | 'parallelism' | 'integerEncoding'
   >;
-  /** Called with each file written and the rows it holds. */
+  /** Called with each file written and the rows it holds, in file order, once every file is written. */
   onFile?: (path: string, rows: readonly number[]) => void;
 }
 
 /**
  * Writes each group of rows (one partition tuple per group) as Parquet data files of at most `maxRowsPerFile` rows
- * under the table's data directory, and returns their entries. A value the writer refuses is a
- * {@link TableWriteError} naming the file, the column and the caller's row. Nothing is committed.
+ * under the table's data directory, and returns their entries in group order. Several files are written at once:
+ * this thread builds each file's Arrow data while the ones before it encode on pool workers (see
+ * {@link concurrentFileWrites}). A value the writer refuses is a {@link TableWriteError} naming the file, the
+ * column and the caller's row. Nothing is committed.
  */
 export async function writeGroupFiles(
   io: FileIO,
@@ -157,53 +161,68 @@ export async function writeGroupFiles(
   const spec = defaultPartitionSpec(metadata);
   const maxRows = options.maxRowsPerFile;
   const dir = dataDirectory(metadata);
-  const files: DataFile[] = [];
-  let fileIndex = 0;
   const writeId = randomUUID();
+  const slices: { partition: PartitionValue[]; rows: readonly number[]; filePath: string }[] = [];
   for (const group of groups) {
     const partitionDir = spec.fields.length > 0 ? `/${partitionPath(spec, schema, group.partition)}` : '';
     for (let start = 0; start < group.rows.length; start += maxRows) {
-      const rows = group.rows.slice(start, start + maxRows);
-      const filePath = `${dir}${partitionDir}/${String(fileIndex++).padStart(5, '0')}-${writeId}.parquet`;
-      let written;
-      try {
-        written = await writeParquetDataFile({
-          schema,
-          columns: options.columnsOf(rows),
-          rowCount: rows.length,
-          ...options.writer,
-        });
-      } catch (err) {
-        if (err instanceof ParquetWriteError) {
-          // Rows in a partition group are renumbered; map the writer's row back to the caller's.
-          const row = err.row === undefined ? undefined : rows[err.row];
-          throw new TableWriteError(
-            metadata.location,
-            filePath,
-            err.column,
-            `${err.problem}${row === undefined ? '' : ` (input row ${row})`}`,
-            { cause: err },
-          );
-        }
-        throw err;
-      }
-      await io.write(filePath, written.bytes);
-      options.onFile?.(filePath, rows);
-      files.push({
-        content: 'data',
-        filePath,
-        fileFormat: 'PARQUET',
-        partition: group.partition,
-        specId: spec.specId,
-        recordCount: written.recordCount,
-        fileSizeInBytes: BigInt(written.bytes.length),
-        ...written.metrics,
-        splitOffsets: written.splitOffsets,
-        sortOrderId: 0,
-      });
+      const filePath = `${dir}${partitionDir}/${String(slices.length).padStart(5, '0')}-${writeId}.parquet`;
+      slices.push({ partition: group.partition, rows: group.rows.slice(start, start + maxRows), filePath });
     }
   }
+  const { limit, offload } = concurrentFileWrites(slices.length, options.writer?.parallelism);
+  const files = await mapConcurrently(slices, limit, async ({ partition, rows, filePath }): Promise<DataFile> => {
+    let written;
+    try {
+      written = await writeParquetDataFile({
+        schema,
+        columns: options.columnsOf(rows),
+        rowCount: rows.length,
+        ...options.writer,
+        offload,
+      });
+    } catch (err) {
+      if (err instanceof ParquetWriteError) {
+        // Rows in a partition group are renumbered; map the writer's row back to the caller's.
+        const row = err.row === undefined ? undefined : rows[err.row];
+        throw new TableWriteError(
+          metadata.location,
+          filePath,
+          err.column,
+          `${err.problem}${row === undefined ? '' : ` (input row ${row})`}`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+    await io.write(filePath, written.bytes);
+    return {
+      content: 'data',
+      filePath,
+      fileFormat: 'PARQUET',
+      partition,
+      specId: spec.specId,
+      recordCount: written.recordCount,
+      fileSizeInBytes: BigInt(written.bytes.length),
+      ...written.metrics,
+      splitOffsets: written.splitOffsets,
+      sortOrderId: 0,
+    };
+  });
+  if (options.onFile) for (const { filePath, rows } of slices) options.onFile(filePath, rows);
   return files;
+}
+
+/**
+ * How many of `files` Parquet files to write at once, and whether to encode them on pool workers. One file is
+ * written on this thread (a small file's encode costs less than a hand-off). Several are written two per encoding
+ * worker, each encoded on a worker: this thread builds the next file's Arrow data (and writes the finished ones)
+ * while the workers encode, so a batch of many small files (a CDC merge writes one per bucket) uses the second core.
+ */
+export function concurrentFileWrites(files: number, parallelism?: number): { limit: number; offload: boolean } {
+  const workers = Math.max(1, Math.floor(parallelism ?? Math.min(2, availableParallelism())));
+  if (files <= 1 || workers <= 1) return { limit: 1, offload: false };
+  return { limit: workers * 2, offload: true };
 }
 
 /** True when a manifest list entry says the manifest holds no live file (counts absent in old lists: unknown → false). */

@@ -15,7 +15,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FileIO } from '../storage/file-io.js';
-import { commitNewManifests, dataDirectory, writeAddedManifest, writeDataFiles, writeGroupFiles } from './append.js';
+import {
+  commitNewManifests,
+  concurrentFileWrites,
+  dataDirectory,
+  writeAddedManifest,
+  writeDataFiles,
+  writeGroupFiles,
+} from './append.js';
+import { mapConcurrently } from './maintenance/table-files.js';
 import type { SqlCatalog } from './catalog/sql-catalog.js';
 import type { TableIdentifierInput } from './catalog/identifier.js';
 import type { DataFile, PartitionValue } from './data-file.js';
@@ -620,16 +628,15 @@ async function writePositionDeletes(
     groups.set(key, group);
   }
   const schema = currentSchema(metadata);
-  const out: DataFile[] = [];
   const writeId = randomUUID();
-  let index = 0;
-  for (const group of groups.values()) {
-    const written = await writePositionDeleteFile({ filePaths: group.paths, positions: group.positions });
+  const { limit, offload } = concurrentFileWrites(groups.size);
+  return mapConcurrently([...groups.values()], limit, async (group, index): Promise<DataFile> => {
+    const written = await writePositionDeleteFile({ filePaths: group.paths, positions: group.positions, offload });
     const spec = metadata.partitionSpecs.find((s) => s.specId === group.file.specId)!;
     const dir = spec.fields.length ? `/${partitionPath(spec, schema, group.file.partition)}` : '';
-    const filePath = `${dataDirectory(metadata)}${dir}/${String(index++).padStart(5, '0')}-${writeId}-deletes.parquet`;
+    const filePath = `${dataDirectory(metadata)}${dir}/${String(index).padStart(5, '0')}-${writeId}-deletes.parquet`;
     await io.write(filePath, written.bytes);
-    out.push({
+    return {
       content: 'position-deletes',
       filePath,
       fileFormat: 'PARQUET',
@@ -639,9 +646,8 @@ async function writePositionDeletes(
       fileSizeInBytes: BigInt(written.bytes.length),
       ...written.metrics,
       ...(written.referencedDataFile ? { referencedDataFile: written.referencedDataFile } : {}),
-    });
-  }
-  return out;
+    };
+  });
 }
 
 /** Snapshots committed after `baseId` on the current lineage, oldest first. */

@@ -74,6 +74,12 @@ export interface ParquetWriteTuning {
    * @default min(2, os.availableParallelism())
    */
   parallelism?: number;
+  /**
+   * Encode on a pool worker even when the file is too small to split (with `parallelism` > 1). For callers that
+   * write several files at once: each file encodes on a worker while the calling thread builds the next one.
+   * @default false
+   */
+  offload?: boolean;
 }
 
 /** Input of {@link writeParquetDataFile}. */
@@ -146,7 +152,9 @@ export async function writeParquetDataFile(options: WriteParquetDataFileOptions)
     ...columnEncodings(fields, options.integerEncoding ?? 'plain'),
     createdBy: 'Sluice (parquet-rs via parquet-wasm)',
   };
-  const useWorkers = parallelism > 1 && rowCount >= PARALLEL_MIN_ROWS && groupRows < rowCount;
+  const useWorkers =
+    parallelism > 1 &&
+    ((rowCount >= PARALLEL_MIN_ROWS && groupRows < rowCount) || (options.offload === true && rowCount > 0));
   const parts: Promise<Uint8Array>[] = [];
   try {
     for (let start = 0; start === 0 || start < rowCount; start += groupRows) {
@@ -488,6 +496,7 @@ export async function writePositionDeleteFile(
     maxRowGroupRows: options.maxRowGroupRows,
     parallelism: options.parallelism,
     integerEncoding: options.integerEncoding,
+    offload: options.offload,
   });
   const firstPath = sortedPaths[0];
   const onePath = firstPath !== undefined && sortedPaths[n - 1] === firstPath;
