@@ -1,9 +1,17 @@
-"""pyiceberg's side of the CDC benchmark (bench/cdc/run.ts).
+"""The readers' side of the CDC benchmark (bench/cdc/run.ts): pyiceberg polls; pyiceberg, DuckDB, Spark scan.
 
   probe              poll the table forever: load it, scan `id < 0` (the marker rows), and print one JSON line per
                      poll that saw new markers: {"pollStartMs", "pollEndMs", "snapshotId", "ids": [...]}; a line
                      {"pollMs": …} every 50 polls says how long polls take
-  scan               time full scans (`scan().to_arrow()`) of the table: {"ms": [...], "rows": n}
+  scan               time full scans of the table's current snapshot with one engine (`--engine`):
+                       pyiceberg  `load_table()` + `scan().to_arrow()`
+                       duckdb     the metadata location from the catalog row + `iceberg_scan(<metadata.json>)`
+                                  fetched as an Arrow table (extensions from the offline wheels, as in
+                                  scripts/interop/duckdb_read.py)
+                       spark      `spark.read.table()` written to the `noop` sink (every column read; the catalog's
+                                  table cache is off, so each scan loads the metadata again)
+                     one untimed warm-up scan first (imports, JVM/JIT, extension load), then `--repeats` timed scans;
+                     prints {"engine", "ms": [...], "rows": n}
 
 A marker counts as visible at the start of the poll that saw it: a reader that began then saw it.
 """
@@ -14,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 
 def open_table(args: argparse.Namespace):
@@ -70,16 +79,78 @@ def probe(args: argparse.Namespace) -> None:
             time.sleep(remaining)
 
 
-def scan(args: argparse.Namespace) -> None:
+INTEROP = Path(__file__).resolve().parents[2] / "scripts" / "interop"
+
+
+def scan_pyiceberg(args: argparse.Namespace):
     catalog, name = open_table(args)
+
+    def once() -> int:
+        return catalog.load_table(name).scan().to_arrow().num_rows
+
+    return once, lambda scanned: scanned
+
+
+def scan_duckdb(args: argparse.Namespace):
+    sys.path.insert(0, str(INTEROP))
+    import duckdb_read
+
+    con = duckdb_read.connect()
+    lookup = argparse.Namespace(
+        catalog_uri=f"sqlite:///{args.catalog}", catalog_name=args.catalog_name, table=args.table
+    )
+
+    def once() -> int:
+        metadata = duckdb_read.metadata_from_catalog(lookup)
+        sql = f"SELECT * FROM iceberg_scan({duckdb_read._quote(duckdb_read.local_path(metadata))})"
+        return con.sql(sql).to_arrow_table().num_rows
+
+    return once, lambda scanned: scanned
+
+
+def scan_spark(args: argparse.Namespace):
+    sys.path.insert(0, str(INTEROP))
+    import spark_session
+
+    session_args = argparse.Namespace(
+        catalog_uri=f"sqlite:///{args.catalog}",
+        catalog_name=args.catalog_name,
+        warehouse=args.warehouse,
+        s3_endpoint=None,
+        s3_key=None,
+        s3_secret=None,
+        s3_region=None,
+    )
+    spark = spark_session.build_session(session_args, "sluice-bench-cdc-scan")
+    # Set before the catalog is first used: no table cache, so every scan loads the current metadata, as the
+    # other engines do; no count pushed down to metadata for the row count below.
+    spark.conf.set(f"spark.sql.catalog.{args.catalog_name}.cache-enabled", "false")
+    spark.conf.set("spark.sql.iceberg.aggregate-push-down.enabled", "false")
+    ident = ".".join(f"`{part}`" for part in [args.catalog_name, *args.table.split(".")])
+
+    def once() -> None:
+        # noop: Spark reads every column of every row and writes nothing; no row count comes back.
+        spark.read.table(ident).write.format("noop").mode("overwrite").save()
+
+    def rows(_: None) -> int:
+        # Untimed: the same read, counted by a scan (aggregate push-down is off, so not from the manifests).
+        return spark.read.table(ident).count()
+
+    return once, rows
+
+
+def scan(args: argparse.Namespace) -> None:
+    engines = {"pyiceberg": scan_pyiceberg, "duckdb": scan_duckdb, "spark": scan_spark}
+    once, count_rows = engines[args.engine](args)
+    warm = once()  # untimed warm-up
     times = []
-    rows = 0
     for _ in range(args.repeats):
         start = time.perf_counter()
-        table = catalog.load_table(name)
-        rows = table.scan().to_arrow().num_rows
+        n = once()
         times.append(round((time.perf_counter() - start) * 1000, 1))
-    print(json.dumps({"ms": times, "rows": rows}), flush=True)
+        if n != warm:
+            raise RuntimeError(f"{args.engine}: a scan read {n} rows, the warm-up {warm}: did the table change?")
+    print(json.dumps({"engine": args.engine, "ms": times, "rows": count_rows(warm)}), flush=True)
 
 
 def main() -> None:
@@ -91,6 +162,7 @@ def main() -> None:
     parser.add_argument("--table", required=True)
     parser.add_argument("--interval-ms", type=float, default=200)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--engine", choices=["pyiceberg", "duckdb", "spark"], default="pyiceberg", help="scan mode")
     args = parser.parse_args()
     if args.mode == "probe":
         probe(args)
