@@ -66,6 +66,26 @@ describe('schedules sync against a real server', { timeout: 120_000 }, () => {
     await server?.stop();
   });
 
+  /** Serves the schedule's queue with a cpu worker until its first run finishes; that run's result and description. */
+  async function firstScheduledRun(id: string, queue: { baseTaskQueue: string; dedicatedQueue?: string }) {
+    const worker = await createCpuWorker({
+      connection: t.nativeConnection,
+      namespace: 'default',
+      ...queue,
+      workflows: await server.workflows(),
+      shutdownGraceTime: '1s',
+    });
+    return worker.runUntil(async () => {
+      const started = await eventually(
+        async () => (await t.client.schedule.getHandle(id).describe()).info.recentActions[0]?.action.workflow,
+        30_000,
+        `schedule ${id} to start a workflow`,
+      );
+      const handle = t.client.workflow.getHandle(started.workflowId, started.firstExecutionRunId);
+      return { workflowId: started.workflowId, result: await handle.result(), described: await handle.describe() };
+    });
+  }
+
   it('dry run reports create and changes nothing', async () => {
     const base = uniqueQueue('sched-dry');
     const id = `${base}/fan-out`;
@@ -262,23 +282,8 @@ describe('schedules sync against a real server', { timeout: 120_000 }, () => {
       { id, pipeline: 'activity-fan-out', spec: { every: ['2s'] }, input: { count: 2, mode: 'parallel' } },
     ]);
     expect(actions(await syncSchedules(t.client, config, { baseTaskQueue: base }))).toEqual([[id, 'create']]);
-    const worker = await createCpuWorker({
-      connection: t.nativeConnection,
-      namespace: 'default',
-      baseTaskQueue: base,
-      workflows: await server.workflows(),
-      shutdownGraceTime: '1s',
-    });
     try {
-      const run = await worker.runUntil(async () => {
-        const started = await eventually(
-          async () => (await t.client.schedule.getHandle(id).describe()).info.recentActions[0]?.action.workflow,
-          30_000,
-          `schedule ${id} to start a workflow`,
-        );
-        const handle = t.client.workflow.getHandle(started.workflowId, started.firstExecutionRunId);
-        return { workflowId: started.workflowId, result: await handle.result(), described: await handle.describe() };
-      });
+      const run = await firstScheduledRun(id, { baseTaskQueue: base });
       expect(run.workflowId.startsWith(`${id}-`)).toBe(true);
       expect(run.result).toEqual({ completed: 2 });
       expect(run.described.type).toBe('activityFanOut');
@@ -312,27 +317,11 @@ describe('schedules sync against a real server', { timeout: 120_000 }, () => {
       'test stack',
     );
     expect(actions(await syncSchedules(t.client, config, { baseTaskQueue: base }))).toEqual([[id, 'create']]);
-    // Only the dedicated queue is served: a run on the base queue would never finish.
-    const worker = await createCpuWorker({
-      connection: t.nativeConnection,
-      namespace: 'default',
-      baseTaskQueue: base,
-      dedicatedQueue: 'maintenance',
-      workflows: await server.workflows(),
-      shutdownGraceTime: '1s',
-    });
     try {
-      const described = await worker.runUntil(async () => {
-        const started = await eventually(
-          async () => (await t.client.schedule.getHandle(id).describe()).info.recentActions[0]?.action.workflow,
-          30_000,
-          `schedule ${id} to start a workflow`,
-        );
-        const handle = t.client.workflow.getHandle(started.workflowId, started.firstExecutionRunId);
-        expect(await handle.result()).toEqual({ completed: 1 });
-        return handle.describe();
-      });
-      expect(described.taskQueue).toBe(`${base}-maintenance`);
+      // Only the dedicated queue is served: a run on the base queue would never finish.
+      const run = await firstScheduledRun(id, { baseTaskQueue: base, dedicatedQueue: 'maintenance' });
+      expect(run.result).toEqual({ completed: 1 });
+      expect(run.described.taskQueue).toBe(`${base}-maintenance`);
       // Removing the entry deletes it: it belongs to this stack although it runs on another queue.
       const plan = await syncSchedules(t.client, stackWith([]), { baseTaskQueue: base });
       expect(plan.filter((c) => c.id === id).map((c) => c.action)).toEqual(['delete']);
