@@ -61,7 +61,7 @@ import {
   type TableHealth,
 } from '../schemas/cdc-operations.js';
 import { commitRebootstrap, prepareRebootstrap } from '../lib/cdc/rebootstrap.js';
-import { findStaleReplays } from '../lib/cdc/replay-guard.js';
+import { findStaleFileReplays, findStaleReplays } from '../lib/cdc/replay-guard.js';
 import { resolveSourceConnection } from '../lib/cdc/source-secret.js';
 import { OnboardTableInput, type OnboardTableResult } from '../schemas/cdc.js';
 import { bucketColumnOf, bucketSpec, ensureTableNamespace } from '../lib/cdc/base-table.js';
@@ -105,14 +105,14 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
 
   /**
    * Replays the pending records `select` picks for one table through the collapse and one upsert. With
-   * `connectionString`, records that a newer change of their key supersedes are skipped and marked so, with the
-   * reason (lib/cdc/replay-guard.ts).
+   * `connectionString` (a PostgreSQL source) or `filesPrefix` (a change-file source), records that a newer change
+   * of their key supersedes are skipped and marked so, with the reason (lib/cdc/replay-guard.ts).
    */
   async function replayTable(
     sourceName: string,
     target: { source: string; icebergTable: string },
     selected: readonly QuarantineEntry[],
-    connectionString?: string,
+    guard: { connectionString?: string; filesPrefix?: string },
   ): Promise<{ replayed: number; stillFailing: number; skippedNewer: number; snapshotId: string | undefined }> {
     if (selected.length === 0) return { replayed: 0, stillFailing: 0, skippedNewer: 0, snapshotId: undefined };
     const loaded = await catalog.loadTable(target.icebergTable);
@@ -129,15 +129,16 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
     const source = parseTableName(target.source);
     let entries = selected;
     let skippedNewer = 0;
-    if (connectionString !== undefined && parsed.length > 0) {
-      const stale = await withClient(connectionString, (c) =>
-        findStaleReplays(
-          c,
-          source,
-          schema,
-          parsed.map((p) => p.event),
-        ),
-      );
+    if ((guard.connectionString !== undefined || guard.filesPrefix !== undefined) && parsed.length > 0) {
+      const events = parsed.map((p) => p.event);
+      const stale = [
+        ...(guard.connectionString !== undefined
+          ? await withClient(guard.connectionString, (c) => findStaleReplays(c, source, schema, events))
+          : []),
+        ...(guard.filesPrefix !== undefined
+          ? await findStaleFileReplays(io, guard.filesPrefix, source, keyNames(schema), events)
+          : []),
+      ];
       if (stale.length > 0) {
         const at = new Date(now()).toISOString();
         const skipped = new Set(stale.map((s) => parsed[s.index]!.entry.id));
@@ -218,7 +219,10 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
         continue;
       }
       heartbeat({ table, records: group.length });
-      const done = await replayTable(input.sourceName, target, group, input.connectionString);
+      const done = await replayTable(input.sourceName, target, group, {
+        ...(input.connectionString !== undefined ? { connectionString: input.connectionString } : {}),
+        ...(input.filesPrefix !== undefined ? { filesPrefix: input.filesPrefix } : {}),
+      });
       result.replayed += done.replayed;
       result.skippedNewer! += done.skippedNewer;
       result.stillFailing += done.stillFailing;
@@ -278,7 +282,13 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
     });
     const schemaChanges = drift.items.map((i) => i.description);
     if (input.action === 'skip') return { ...base, schemaChanges };
-    const done = await replayTable(input.sourceName, { source: input.table, icebergTable: input.icebergTable }, held);
+    // Held changes are the blocked table's only changes since it was blocked, in order: nothing newer to guard from.
+    const done = await replayTable(
+      input.sourceName,
+      { source: input.table, icebergTable: input.icebergTable },
+      held,
+      {},
+    );
     return { ...base, schemaChanges, replayed: done.replayed };
   }
 

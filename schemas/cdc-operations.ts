@@ -165,6 +165,11 @@ export const ReplayQuarantinedInput = z.strictObject({
    * without it (a history from before) pgoutput records are replayed unchecked.
    */
   connectionString: CdcSource.shape.connectionString.optional(),
+  /**
+   * The change files' prefix of a Debezium-file source (`cdc-file-merge`), to skip records that a later change of
+   * their key in the files supersedes.
+   */
+  filesPrefix: z.string().min(1).max(2048).optional(),
   sourceName: SourceName,
   tables: z
     .array(z.strictObject({ source: SourceTableName, icebergTable: IcebergTableName }))

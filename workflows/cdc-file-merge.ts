@@ -12,6 +12,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CdcActivities } from '../activities/cdc-activities.js';
+import type { CdcOperatorActivities } from '../activities/cdc-operator-activities.js';
+import { ReplayQuarantineRequest } from '../schemas/cdc-operations.js';
 import {
   CdcFileMergeCarriedState,
   CdcFileMergeInput,
@@ -23,6 +25,7 @@ import {
 import { PROGRESS_QUERY } from '../schemas/progress.js';
 import { SearchAttributes } from '../schemas/search-attributes.js';
 import { cdcMergeFlushSignal, cdcMergePauseSignal, cdcMergeResumeSignal, permanentFailure } from './cdc-merge.js';
+import { cdcMergeReplayUpdate, OperatorActionQueue } from './cdc-merge-operations.js';
 import { parseWorkflowInput } from './validate-input.js';
 
 /** The shared `progress` query, answered with the file merge's status. */
@@ -32,8 +35,9 @@ export const cdcFileMergeProgressQuery = defineQuery<CdcFileMergeProgress>(PROGR
  * The merge of a Debezium change-file source (`cdc-files/<source>`): creates the Iceberg table once (schema from
  * the events' Connect schema or the given columns), then merges the files above the table's committed high-water
  * mark in key order, through the same collapse and upsert as the PostgreSQL merge, with the new mark in the same
- * snapshot. It answers the same signals (`pause`, `resume`, `flush`) and the `progress` query, and runs until
- * cancelled, like `cdc-merge`.
+ * snapshot. It answers the same signals (`pause`, `resume`, `flush`), the `progress` query and the
+ * `replayQuarantine` update (run between batches; records a later change of their key in the files supersedes are
+ * skipped), and runs until cancelled, like `cdc-merge`.
  */
 export async function cdcFileMerge(rawInput: CdcFileMergeInput): Promise<void> {
   const input = parseWorkflowInput(CdcFileMergeInput, rawInput, 'cdcFileMerge input');
@@ -47,8 +51,14 @@ export async function cdcFileMerge(rawInput: CdcFileMergeInput): Promise<void> {
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
     summary: 'merge change files into Iceberg',
   });
+  const { replayQuarantined } = proxyActivities<CdcOperatorActivities>({
+    startToCloseTimeout: '2h',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
+    summary: 'replay quarantined change-file events',
+  });
   let phase: CdcMergePhase = 'starting';
   let flushRequested = false;
+  const actions = new OperatorActionQueue();
 
   setHandler(cdcFileMergeProgressQuery, (): CdcFileMergeProgress => ({
     ...state,
@@ -70,6 +80,29 @@ export async function cdcFileMerge(rawInput: CdcFileMergeInput): Promise<void> {
   setHandler(cdcMergeFlushSignal, () => {
     flushRequested = true;
   });
+  setHandler(
+    cdcMergeReplayUpdate,
+    (request) =>
+      actions.enqueue('replay quarantined changes', () =>
+        replayQuarantined({
+          sourceName: input.sourceName,
+          filesPrefix: input.files.prefix,
+          tables: [{ source: input.table, icebergTable }],
+          ...(request.errorKind ? { errorKind: request.errorKind } : {}),
+          ...(request.ids ? { ids: request.ids } : {}),
+        }),
+      ),
+    {
+      validator: (request) => {
+        ReplayQuarantineRequest.parse(request);
+        if (request.table !== undefined && request.table !== input.table && request.table !== icebergTable) {
+          throw new Error(
+            `${workflowInfo().workflowId} merges only ${input.table} (→ ${icebergTable}), not ${request.table}`,
+          );
+        }
+      },
+    },
+  );
   let shownPhase: 'running' | 'paused' = state.paused ? 'paused' : 'running';
   upsertSearchAttributes([
     { key: SearchAttributes.pipeline, value: 'cdc-file-merge' },
@@ -102,10 +135,12 @@ export async function cdcFileMerge(rawInput: CdcFileMergeInput): Promise<void> {
   let idleWaitMs = input.pollIntervalMs;
   for (let iteration = 1; ; iteration++) {
     if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('cdc-file-merge was cancelled');
-    if (state.paused && !flushRequested) {
+    await actions.runPending();
+    while (state.paused && !flushRequested) {
       phase = 'paused';
       showPhase('paused');
-      await condition(() => !state.paused || flushRequested);
+      await condition(() => !state.paused || flushRequested || actions.hasWork());
+      await actions.runPending();
     }
     showPhase(state.paused ? 'paused' : 'running');
     flushRequested = false;
@@ -138,7 +173,12 @@ export async function cdcFileMerge(rawInput: CdcFileMergeInput): Promise<void> {
     }
 
     if (iteration >= input.iterationsPerRun || workflowInfo().continueAsNewSuggested) {
-      await condition(allHandlersFinished);
+      // Updates wait for the loop to run their action, so keep running actions until every handler is done.
+      await actions.runPending();
+      while (!allHandlersFinished()) {
+        await condition(() => allHandlersFinished() || actions.hasWork());
+        await actions.runPending();
+      }
       await continueAsNew<typeof cdcFileMerge>({ ...rawInput, state });
     }
     if (result.cutShort) continue;
@@ -152,6 +192,6 @@ export async function cdcFileMerge(rawInput: CdcFileMergeInput): Promise<void> {
       idleWaitMs = Math.min(idleWaitMs * 2, input.idleIntervalMs);
       phase = 'idle';
     }
-    await condition(() => flushRequested || state.paused, waitMs);
+    await condition(() => flushRequested || state.paused || actions.hasWork(), waitMs);
   }
 }

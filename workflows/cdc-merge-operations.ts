@@ -76,11 +76,45 @@ interface QueuedAction {
   reject: (err: unknown) => void;
 }
 
+/**
+ * Operator actions queued by update handlers and run by a merge loop between its batches, one at a time in arrival
+ * order, so that an action never races the merge's own commits. A failed action fails its update (typed, not
+ * retryable), never the merge. Shared by `cdc-merge` and `cdc-file-merge`.
+ */
+export class OperatorActionQueue {
+  private readonly queue: QueuedAction[] = [];
+
+  /** Whether an action waits: a merge loop's wait conditions wake on it. */
+  hasWork(): boolean {
+    return this.queue.length > 0;
+  }
+
+  /** Runs the queued actions (and any queued meanwhile); each settles the update that queued it. */
+  async runPending(): Promise<void> {
+    while (this.queue.length > 0) {
+      const action = this.queue.shift()!;
+      try {
+        action.resolve(await CancellationScope.nonCancellable(action.run));
+      } catch (err) {
+        log.warn('cdc operator action failed', { action: action.what, error: String(err) });
+        action.reject(updateFailure(err, action.what));
+      }
+    }
+  }
+
+  /** Queues an action; the promise settles once the loop has run it. */
+  enqueue<T>(what: string, run: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ what, run, resolve: resolve as (v: unknown) => void, reject });
+    });
+  }
+}
+
 type ParsedInput = z.output<typeof CdcMergeInputSchema>;
 
 /** The merge's operator actions; {@link MergeOperations.runPending} runs them from the loop. */
 export class MergeOperations {
-  private readonly queue: QueuedAction[] = [];
+  private readonly actions = new OperatorActionQueue();
   private readonly timers: Promise<void>[] = [];
 
   constructor(
@@ -229,20 +263,14 @@ export class MergeOperations {
 
   /** Whether an action waits for the loop. */
   hasWork(): boolean {
-    return this.queue.length > 0;
+    return this.actions.hasWork();
   }
 
   /** Runs the queued actions, one at a time, in arrival order; a failed action fails its update, not the merge. */
-  async runPending(): Promise<void> {
-    while (this.queue.length > 0) {
-      const action = this.queue.shift()!;
-      try {
-        action.resolve(await CancellationScope.nonCancellable(action.run));
-      } catch (err) {
-        log.warn('cdc-merge operator action failed', { action: action.what, error: String(err) });
-        action.reject(updateFailure(err, action.what));
-      }
-    }
+  runPending(): Promise<void> {
+    // The queue's own promise, not an async wrapper's: an extra await would move the commands it schedules
+    // relative to the update's acceptance, and recorded histories would no longer replay.
+    return this.actions.runPending();
   }
 
   /** Takes note of what a batch found: newly blocked tables and applied schema changes. */
@@ -285,9 +313,7 @@ export class MergeOperations {
   }
 
   private enqueue<T>(what: string, run: () => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.queue.push({ what, run, resolve: resolve as (v: unknown) => void, reject });
-    });
+    return this.actions.enqueue(what, run);
   }
 
   private startPurgeTimer(purge: PendingPurge, delayMs: number): void {

@@ -1,9 +1,10 @@
+import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Command } from 'commander';
 import { REPO_ROOT, sluiceEnv } from '../../lib/config.js';
 import { listQuarantine, type QuarantineEntry, type QuarantineFilter } from '../../lib/cdc/quarantine-store.js';
 import { resolveWarehouseUri } from '../../lib/stack/warehouse.js';
 import { CompositeFileIO } from '../../lib/storage/index.js';
-import { cdcMergeWorkflowId } from '../../schemas/cdc.js';
+import { cdcFileMergeWorkflowId, cdcMergeWorkflowId } from '../../schemas/cdc.js';
 import { SchemaResolution } from '../../schemas/cdc-operations.js';
 import {
   cdcMergeAddTableUpdate,
@@ -60,7 +61,20 @@ async function withMerge<T>(
   const g = globals(cmd);
   const { client, connection } = await clientFor(g, stackConfig(g));
   try {
-    return await work(client.workflow.getHandle(cdcMergeWorkflowId(sourceName)));
+    // A PostgreSQL source's merge, else a change-file source's (`quarantine replay` works on both).
+    const ids = [cdcMergeWorkflowId(sourceName), cdcFileMergeWorkflowId(sourceName)];
+    for (const id of ids) {
+      const handle = client.workflow.getHandle(id);
+      const status = await handle.describe().then(
+        (d) => d.status.name,
+        (err: unknown) => {
+          if (err instanceof WorkflowNotFoundError) return undefined;
+          throw err;
+        },
+      );
+      if (status === 'RUNNING') return await work(handle);
+    }
+    throw new Error(`no running merge for source "${sourceName}" (neither ${ids.join(' nor ')} is running)`);
   } finally {
     await connection.close();
   }

@@ -5,7 +5,7 @@ import { debeziumJsonToIceberg } from './debezium-values.js';
 import {
   UNAVAILABLE_VALUE_PLACEHOLDER,
   UNAVAILABLE_VALUE_PLACEHOLDER_BASE64,
-  envelopeToJson,
+  changeEventToJson,
   type ChangeEvent,
   type DebeziumRow,
 } from './envelope.js';
@@ -279,7 +279,7 @@ function quarantineEvent(
   commitLsn: string | undefined,
   err: unknown,
 ): QuarantineRecord {
-  return quarantineRecord(err, envelopeToJson(event.envelope), event.origin, {
+  return quarantineRecord(err, changeEventToJson(event), event.origin, {
     table,
     ...(commitLsn === undefined ? {} : { commitLsn }),
   });
@@ -471,7 +471,7 @@ function tableChanges(name: string, state: TableState): TableChanges {
         fieldIds: [...row.unknown],
         lookupKey: row.lookupKey,
         origin: row.event.origin,
-        raw: envelopeToJson(row.event.envelope),
+        raw: changeEventToJson(row.event),
         ...(row.commitLsn === undefined ? {} : { commitLsn: row.commitLsn }),
       });
     }

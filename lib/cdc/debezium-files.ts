@@ -162,10 +162,7 @@ export async function readChangeFiles(
   let tombstones = 0;
   for (const file of candidates) {
     if (files.length >= maxFiles || events.length >= maxEvents) break;
-    let bytes = await io.read(file.uri);
-    // Sinks name compressed files `.json.gz`, but the gzip magic number is what counts.
-    if (file.gzip || (bytes[0] === 0x1f && bytes[1] === 0x8b)) bytes = gunzipSync(bytes);
-    const lines = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8').split('\n');
+    const lines = await readChangeFileLines(io, file);
     lines.forEach((line, i) => {
       const text = line.trim();
       if (text === '') return;
@@ -192,6 +189,22 @@ export async function readChangeFiles(
     tombstones,
     cutShort: files.length < candidates.length,
   };
+}
+
+/** The lines of a change file (gunzipped when compressed); line `i` is origin line `i + 1`. */
+export async function readChangeFileLines(io: Pick<FileIO, 'read'>, file: ChangeFileName): Promise<string[]> {
+  let bytes = await io.read(file.uri);
+  // Sinks name compressed files `.json.gz`, but the gzip magic number is what counts.
+  if (file.gzip || (bytes[0] === 0x1f && bytes[1] === 0x8b)) bytes = gunzipSync(bytes);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8').split('\n');
+}
+
+/** The file and line of a change-file event's origin (`<file uri>:<line>`); `undefined` for other origins. */
+export function changeFileOrigin(origin: string): { file: ChangeFileName; line: number } | undefined {
+  const at = origin.lastIndexOf(':');
+  const file = at > 0 ? parseChangeFileName(origin.slice(0, at)) : undefined;
+  const line = Number(origin.slice(at + 1));
+  return file && Number.isSafeInteger(line) && line > 0 ? { file, line } : undefined;
 }
 
 const OPS = new Set<DebeziumOp>(['c', 'u', 'd', 'r', 't']);

@@ -188,3 +188,15 @@ export function envelopeToJson(envelope: DebeziumEnvelope): string {
     value instanceof Uint8Array ? Buffer.from(value).toString('base64') : value,
   ) as string;
 }
+
+/**
+ * An event as the raw line a quarantine keeps: the envelope, and for a change-file event that came with a Connect
+ * schema, that schema's row fields too (`{schema, payload}`), so that a replay converts its values the same way
+ * (a `precise` decimal is base64 bytes that only the Connect field's scale makes a number).
+ */
+export function changeEventToJson(event: ChangeEvent): string {
+  const payload = envelopeToJson(event.envelope);
+  if (!event.fieldSchemas) return payload;
+  const fields = JSON.stringify([...event.fieldSchemas.values()]);
+  return `{"schema":{"type":"struct","fields":[{"field":"after","type":"struct","optional":true,"fields":${fields}}]},"payload":${payload}}`;
+}

@@ -1,5 +1,15 @@
 import type pg from 'pg';
 import type { Schema } from '../iceberg/types.js';
+import type { FileIO } from '../storage/file-io.js';
+import {
+  changeFileOrigin,
+  compareChangeFiles,
+  parseChangeFileName,
+  parseChangeLine,
+  partitionKey,
+  readChangeFileLines,
+  type ChangeFileName,
+} from './debezium-files.js';
 import { SLUICE_SOURCE_VERSION, type ChangeEvent, type DebeziumRow } from './envelope.js';
 import { formatLsn } from './lsn.js';
 import { pgTextToIceberg } from './pg-types.js';
@@ -15,7 +25,8 @@ import { quoteIdent, quoteTable, type TableName } from './source-schema.js';
  * Otherwise a newer change exists: the record is skipped, with the reason, and never applied. (A key changed and
  * changed back to the same values reads as current: applying it gives the same row as the newest change.)
  *
- * Only pgoutput events (`pg-text`) are judged: a change-file source has no database to ask.
+ * Only pgoutput events (`pg-text`) are judged here; change-file events are judged by the files themselves, in
+ * {@link findStaleFileReplays}.
  */
 
 /** Why a replayed change is older than the newest change of its key. */
@@ -145,4 +156,91 @@ function canonical(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
     typeof v === 'bigint' ? `${v}n` : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v,
   );
+}
+
+/**
+ * The change-file events (in the order given) of `table` that a later change of their key in the change files
+ * supersedes. A change file source has no database to ask, but its files are the log: a quarantined event at
+ * `<file>:<line>` is stale when an event for the same table and key comes after it in the same topic partition
+ * (Kafka keeps one key in one partition, in order), whether that later event is merged already or still above the
+ * high-water mark (it will be, and it wins). Reads every file of those partitions from the earliest replayed
+ * event's file on, so a replay costs one pass over the log written since its oldest record.
+ */
+export async function findStaleFileReplays(
+  io: Pick<FileIO, 'list' | 'read'>,
+  prefix: string,
+  table: TableName,
+  keyNames: readonly string[],
+  events: readonly ChangeEvent[],
+): Promise<StaleReplay[]> {
+  const targets: { index: number; file: ChangeFileName; line: number; key: string }[] = [];
+  const from = new Map<string, bigint>();
+  for (const [index, event] of events.entries()) {
+    if (event.encoding !== 'debezium-json') continue;
+    const at = changeFileOrigin(event.origin);
+    const key = fileEventKey(event, table, keyNames);
+    if (!at || key === undefined) continue;
+    targets.push({ index, ...at, key });
+    const partition = partitionKey(at.file);
+    const earliest = from.get(partition);
+    if (earliest === undefined || at.file.startOffset < earliest) from.set(partition, at.file.startOffset);
+  }
+  if (targets.length === 0) return [];
+  const files: ChangeFileName[] = [];
+  for await (const info of io.list(prefix)) {
+    const name = parseChangeFileName(info.uri);
+    const earliest = name ? from.get(partitionKey(name)) : undefined;
+    if (name && earliest !== undefined && name.startOffset >= earliest) files.push(name);
+  }
+  files.sort(compareChangeFiles);
+  // The last change of each wanted key per partition: files in key order, lines in order, so the last seen wins.
+  const wanted = new Set(targets.map((t) => t.key));
+  const last = new Map<string, { file: ChangeFileName; line: number; op: string }>();
+  for (const file of files) {
+    const lines = await readChangeFileLines(io, file);
+    lines.forEach((text, i) => {
+      const line = text.trim();
+      if (line === '' || line === 'null') return;
+      let event: ChangeEvent;
+      try {
+        event = parseChangeLine(line, `${file.uri}:${i + 1}`, 0);
+      } catch {
+        return; // a broken line is the quarantine's business, not a change of any key
+      }
+      const key = fileEventKey(event, table, keyNames);
+      if (key !== undefined && wanted.has(key)) {
+        last.set(`${partitionKey(file)} ${key}`, { file, line: i + 1, op: event.envelope.op });
+      }
+    });
+  }
+  const stale: StaleReplay[] = [];
+  for (const t of targets) {
+    const latest = last.get(`${partitionKey(t.file)} ${t.key}`);
+    if (!latest) continue;
+    const order = compareChangeFiles(latest.file, t.file);
+    if (order > 0 || (order === 0 && latest.line > t.line)) {
+      stale.push({
+        index: t.index,
+        reason:
+          `a later change of the key (op ${latest.op} at ${latest.file.uri}:${latest.line}) supersedes this ` +
+          `change at ${t.file.uri}:${t.line}`,
+      });
+    }
+  }
+  return stale;
+}
+
+/** The key of a change-file event of `table` (from the before-image for a delete), or `undefined`. */
+function fileEventKey(event: ChangeEvent, table: TableName, keyNames: readonly string[]): string | undefined {
+  const { op, before, after, source } = event.envelope;
+  if (op === 't' || source.schema !== table.schema || source.table !== table.table) return undefined;
+  const image = op === 'd' ? before : after;
+  if (!image) return undefined;
+  const values: unknown[] = [];
+  for (const name of keyNames) {
+    const value = image[name];
+    if (value === null || value === undefined) return undefined;
+    values.push(value);
+  }
+  return canonical(values);
 }

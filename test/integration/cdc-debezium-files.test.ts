@@ -13,11 +13,15 @@ import { createCdcActivities } from '../../activities/cdc-activities.js';
 import { startCdcFileMerge } from '../../client/pipelines.js';
 import { REPO_ROOT } from '../../lib/config.js';
 import { CDC_FILES_WATERMARK_PROPERTY, createCrashInjector, readFilesWatermark } from '../../lib/cdc/index.js';
-import { currentSnapshot, type TableMetadata } from '../../lib/iceberg/metadata-json.js';
+import { currentSchema, currentSnapshot, type TableMetadata } from '../../lib/iceberg/metadata-json.js';
 import { createSourcePools, openWarehouse, type SourcePools, type Warehouse } from '../../lib/stack/warehouse.js';
 import type { CdcFileMergeProgress, MergeFileBatchInput, MergeFileBatchResult } from '../../schemas/cdc.js';
 import { cdcMergePauseSignal, cdcMergeResumeSignal } from '../../workflows/cdc-merge.js';
 import { cdcFileMergeProgressQuery } from '../../workflows/cdc-file-merge.js';
+import { cdcMergeReplayUpdate } from '../../workflows/cdc-merge-operations.js';
+import { listQuarantine } from '../../lib/cdc/quarantine-store.js';
+import { evolveSchema } from '../../lib/iceberg/schema-evolution.js';
+import { setCurrentSchema } from '../../lib/iceberg/table-update.js';
 import { createCpuWorker } from '../../workers/pool-workers.js';
 import { readWithPyiceberg, type CatalogRef } from '../interop/engines.js';
 import { OrdersChangeLog, sampleOrder } from '../fixtures/cdc-debezium-files.js';
@@ -285,6 +289,92 @@ describe('cdc-file-merge: Debezium change files on S3 into Iceberg', () => {
         writeFileSync(path.join(REPO_ROOT, 'test/histories', `${names[i]}.json`), historyToJSON(history) + '\n');
       }
     }
+  });
+
+  it('replays quarantined events through the update, skipping those a later change of their key supersedes', async () => {
+    const rTopic = 'rpl.public.orders';
+    const rPrefix = `s3://${bucket}/rpl/`;
+    const rSource = `rpl${suffix}`;
+    const rTable = `${rSource}.public.orders`;
+    const uri = (offset: number) =>
+      `${rPrefix}${rTopic}/partition=0/${rTopic}+0+${String(offset).padStart(10, '0')}.json`;
+    const log = new OrdersChangeLog(rTopic);
+    for (let i = 1; i <= 5; i++) log.insert(sampleOrder(i), 'r');
+    await warehouse.io.write(uri(0), log.takeFile());
+    // Beyond the int column the Connect schema gave `qty`: both quarantined (value-conversion).
+    log.update(1n, { qty: 3_000_000_000 });
+    log.update(2n, { qty: 3_000_000_001 });
+    await warehouse.io.write(uri(5), log.takeFile());
+    // A later change of key 2 in a later file: replaying its quarantined change would bring the old value back.
+    log.update(2n, { qty: 7 });
+    await warehouse.io.write(uri(7), log.takeFile());
+
+    const handle = await startCdcFileMerge(
+      t.client,
+      {
+        files: { prefix: rPrefix },
+        sourceName: rSource,
+        table: 'public.orders',
+        key: ['id'],
+        buckets: 2,
+        pollIntervalMs: 200,
+        idleIntervalMs: 500,
+      },
+      { taskQueue: base },
+    );
+    const caughtUp = await eventually(
+      async () => {
+        const p = await progressOf(handle);
+        return p?.watermark?.[`${rTopic}+0`] === '7' ? p : undefined;
+      },
+      60_000,
+      'the file merge to apply the three files',
+    );
+    expect(caughtUp.quarantined).toBe(2);
+    const pending = await listQuarantine(warehouse.io, warehouse.warehouse, rSource);
+    expect(pending.map((e) => [e.record.errorKind, e.record.origin])).toEqual([
+      ['value-conversion', `${uri(5)}:1`],
+      ['value-conversion', `${uri(5)}:2`],
+    ]);
+
+    // The operator fixes the cause (widens qty to long), then replays through the running merge.
+    await warehouse.catalog.commitWithRetry(rTable, (current) => {
+      const evolved = evolveSchema({
+        schema: currentSchema(current),
+        lastColumnId: current.lastColumnId,
+        newSchemaId: Math.max(...current.schemas.map((s) => s.schemaId)) + 1,
+        changes: [{ op: 'update-column-type', column: 'qty', type: { kind: 'long' } }],
+      });
+      return setCurrentSchema(current, evolved.schema, evolved.lastColumnId);
+    });
+    const result = await handle.executeUpdate(cdcMergeReplayUpdate, { args: [{}] });
+    expect(result).toMatchObject({ selected: 2, replayed: 1, skippedNewer: 1, stillFailing: 0 });
+    const rows = await readWithPyiceberg(catalogRef, { table: rTable, columns: ['id', 'qty'], orderBy: ['id'] });
+    expect(rows.rows).toEqual([
+      { id: '1', qty: '3000000000' },
+      { id: '2', qty: '7' },
+      { id: '3', qty: '3' },
+      { id: '4', qty: '4' },
+      { id: '5', qty: null },
+    ]);
+    const done = await listQuarantine(warehouse.io, warehouse.warehouse, rSource, { status: 'done' });
+    expect(done.map((e) => [e.record.origin, e.mark?.outcome])).toEqual([
+      [`${uri(5)}:1`, 'replayed'],
+      [`${uri(5)}:2`, 'superseded'],
+    ]);
+    expect(done[1]?.mark?.reason).toContain(`a later change of the key (op u at ${uri(7)}:1)`);
+    // The merge goes on from its mark: a new file after the replay is applied once.
+    log.update(3n, { qty: 33 });
+    await warehouse.io.write(uri(8), log.takeFile());
+    await eventually(
+      async () => ((await progressOf(handle))?.watermark?.[`${rTopic}+0`] === '8' ? true : undefined),
+      30_000,
+      'the next file after the replay',
+    );
+    const after = await readWithPyiceberg(catalogRef, { table: rTable, columns: ['id', 'qty'], orderBy: ['id'] });
+    expect(after.rows.map((r) => r.qty)).toEqual(['3000000000', '7', '33', '4', null]);
+    await handle.cancel();
+    await handle.result().catch(() => undefined);
   });
 
   it('fails with a typed InvalidInput when the files carry no schema and no columns are given', async () => {

@@ -9,7 +9,9 @@ import {
   parseFilesWatermark,
   readChangeFiles,
 } from '../../../lib/cdc/debezium-files.js';
+import { changeEventToJson } from '../../../lib/cdc/envelope.js';
 import { ChangeError, InvalidCdcOptionError } from '../../../lib/cdc/errors.js';
+import { findStaleFileReplays } from '../../../lib/cdc/replay-guard.js';
 import { Types, type Schema } from '../../../lib/iceberg/types.js';
 import type { FileInfo, FileIO } from '../../../lib/storage/file-io.js';
 
@@ -167,6 +169,94 @@ describe('reading change files', () => {
     expect(event.envelope.after).toEqual({ id: 9007199254740993n, ts: 5 });
     expect(event.fieldSchemas?.get('ts')?.name).toBe('io.debezium.time.Timestamp');
     expect(event.encoding).toBe('debezium-json');
+  });
+
+  it('a quarantined event keeps its Connect fields, so a replay converts its values the same way', () => {
+    const line = JSON.stringify({
+      schema: {
+        type: 'struct',
+        fields: [
+          {
+            field: 'after',
+            type: 'struct',
+            fields: [
+              { field: 'id', type: 'int64' },
+              {
+                field: 'amount',
+                type: 'bytes',
+                name: 'org.apache.kafka.connect.data.Decimal',
+                parameters: { scale: '2' },
+              },
+            ],
+          },
+        ],
+      },
+      payload: { before: null, after: { id: 1, amount: 'AOc=' }, source: source(), op: 'c', ts_ms: 1 },
+    });
+    const event = parseChangeLine(line, 'f:3', 0);
+    const again = parseChangeLine(changeEventToJson(event), 'f:3', 0);
+    expect(again.envelope).toEqual(event.envelope);
+    expect(again.fieldSchemas).toEqual(event.fieldSchemas);
+    const schema: Schema = {
+      schemaId: 0,
+      identifierFieldIds: [1],
+      fields: [
+        { id: 1, name: 'id', required: true, type: Types.long },
+        { id: 2, name: 'amount', required: false, type: Types.decimal(10, 2) },
+      ],
+    };
+    const table = { source: { schema: 'public', table: 'orders' }, schema };
+    const columns = (e: typeof event) => collapseChanges([e], { tables: [table] }).tables.get('public.orders')!.columns;
+    expect(columns(again).get(2)).toEqual(columns(event).get(2)); // 2.31 both times, not bytes
+    // An event without Connect schemas stays a bare envelope.
+    const bare = parseChangeLine(line.replace(/^\{"schema":.*?,"payload":/, '').slice(0, -1), 'f:4', 0);
+    expect(bare.fieldSchemas).toBeUndefined();
+    expect(JSON.parse(changeEventToJson(bare))).toMatchObject({ op: 'c', after: { id: 1 } });
+  });
+
+  it('a replayed event is stale when a later change of its key follows it in its partition', async () => {
+    const io = memoryIO({
+      [file(0)]: [line('c', null, { id: 1, name: 'a' }), line('c', null, { id: 2, name: 'b' })].join('\n'),
+      [file(2)]: [line('u', { id: 1 }, { id: 1, name: 'a2' }), 'not json', line('d', { id: 3 }, null)].join('\n'),
+      [file(5)]: 'null\n' + line('c', null, { id: 3, name: 'c' }),
+      // Another partition: the same key there is not ordered against partition 0.
+      [file(0, 1)]: line('u', { id: 2 }, { id: 2, name: 'other partition' }),
+    });
+    const at = (uri: string, n: number, raw: string) => parseChangeLine(raw, `${uri}:${n}`, 0);
+    const events = [
+      at(file(0), 1, line('c', null, { id: 1, name: 'a' })), // superseded by the update in file 2
+      at(file(0), 2, line('c', null, { id: 2, name: 'b' })), // the last change of key 2 in partition 0
+      at(file(2), 1, line('u', { id: 1 }, { id: 1, name: 'a2' })), // the last change of key 1
+      at(file(2), 3, line('d', { id: 3 }, null)), // superseded by the insert in file 5
+    ];
+    const stale = await findStaleFileReplays(
+      io,
+      's3://lake/topics/',
+      { schema: 'public', table: 'orders' },
+      ['id'],
+      events,
+    );
+    expect(stale.map((s) => s.index)).toEqual([0, 3]);
+    expect(stale[0]!.reason).toBe(
+      `a later change of the key (op u at ${file(2)}:1) supersedes this change at ${file(0)}:1`,
+    );
+    expect(stale[1]!.reason).toContain(`(op c at ${file(5)}:2)`);
+    // Another table's events and events without a file origin are not judged.
+    const other = parseChangeLine(
+      JSON.stringify({ after: { id: 1 }, source: source('items'), op: 'c' }),
+      `${file(0)}:1`,
+      0,
+    );
+    const noFile = parseChangeLine(line('c', null, { id: 1 }), 'quarantine:1', 0);
+    expect(
+      await findStaleFileReplays(
+        io,
+        's3://lake/topics/',
+        { schema: 'public', table: 'orders' },
+        ['id'],
+        [other, noFile],
+      ),
+    ).toEqual([]);
   });
 
   it('refuses lines that are not change events', () => {
