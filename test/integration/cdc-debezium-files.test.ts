@@ -375,6 +375,14 @@ describe('cdc-file-merge: Debezium change files on S3 into Iceberg', () => {
     expect(after.rows.map((r) => r.qty)).toEqual(['3000000000', '7', '33', '4', null]);
     await handle.cancel();
     await handle.result().catch(() => undefined);
+    if (recordHistories) {
+      // One run with the replay update accepted, run between batches, and completed: the replay tests keep it.
+      const history = await handle.fetchHistory();
+      writeFileSync(
+        path.join(REPO_ROOT, 'test/histories', 'cdc-file-merge-replay-run.json'),
+        historyToJSON(history) + '\n',
+      );
+    }
   });
 
   it('fails with a typed InvalidInput when the files carry no schema and no columns are given', async () => {
