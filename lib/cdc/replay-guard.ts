@@ -207,9 +207,9 @@ export async function findStaleFileReplays(
       } catch {
         return; // a broken line is the quarantine's business, not a change of any key
       }
-      const key = fileEventKey(event, table, keyNames);
-      if (key !== undefined && wanted.has(key)) {
-        last.set(`${partitionKey(file)} ${key}`, { file, line: i + 1, op: event.envelope.op });
+      // An update that moved the key is also the last change of its old key (it deleted that row).
+      for (const key of fileEventKeys(event, table, keyNames)) {
+        if (wanted.has(key)) last.set(`${partitionKey(file)} ${key}`, { file, line: i + 1, op: event.envelope.op });
       }
     });
   }
@@ -234,7 +234,18 @@ export async function findStaleFileReplays(
 function fileEventKey(event: ChangeEvent, table: TableName, keyNames: readonly string[]): string | undefined {
   const { op, before, after, source } = event.envelope;
   if (op === 't' || source.schema !== table.schema || source.table !== table.table) return undefined;
-  const image = op === 'd' ? before : after;
+  return imageKey(op === 'd' ? before : after, keyNames);
+}
+
+/** Every key a change-file event of `table` changes: its own, and for an update that moved the key, the old one. */
+function fileEventKeys(event: ChangeEvent, table: TableName, keyNames: readonly string[]): string[] {
+  const own = fileEventKey(event, table, keyNames);
+  if (own === undefined) return [];
+  const old = event.envelope.op === 'u' ? imageKey(event.envelope.before, keyNames) : undefined;
+  return old !== undefined && old !== own ? [own, old] : [own];
+}
+
+function imageKey(image: DebeziumRow | null, keyNames: readonly string[]): string | undefined {
   if (!image) return undefined;
   const values: unknown[] = [];
   for (const name of keyNames) {

@@ -241,6 +241,22 @@ describe('reading change files', () => {
       `a later change of the key (op u at ${file(2)}:1) supersedes this change at ${file(0)}:1`,
     );
     expect(stale[1]!.reason).toContain(`(op c at ${file(5)}:2)`);
+    // An update that moved a key is the last change of its old key too: the old key's insert is stale.
+    const moved = memoryIO({
+      [file(0)]: line('c', null, { id: 7, name: 'x' }),
+      [file(1)]: line('u', { id: 7, name: 'x' }, { id: 8, name: 'x' }),
+    });
+    const insert7 = at(file(0), 1, line('c', null, { id: 7, name: 'x' }));
+    const movedStale = await findStaleFileReplays(
+      moved,
+      's3://lake/topics/',
+      { schema: 'public', table: 'orders' },
+      ['id'],
+      [insert7],
+    );
+    expect(movedStale.map((s) => s.reason)).toEqual([
+      `a later change of the key (op u at ${file(1)}:1) supersedes this change at ${file(0)}:1`,
+    ]);
     // Another table's events and events without a file origin are not judged.
     const other = parseChangeLine(
       JSON.stringify({ after: { id: 1 }, source: source('items'), op: 'c' }),
