@@ -307,6 +307,11 @@ export interface DiffScheduleOptions {
    * delete each other's schedules. `undefined` deletes any managed one.
    */
   taskQueue?: string;
+  /**
+   * The stack's dedicated CPU queues: a managed schedule created before schedules carried `stackQueue` in their memo
+   * (which an update cannot add) and since moved to one of them still belongs to this stack.
+   */
+  dedicatedTaskQueues?: readonly string[];
 }
 
 /**
@@ -336,7 +341,10 @@ export function diffSchedules(
       (e) =>
         e.managed &&
         !desiredIds.has(e.id) &&
-        (opts.taskQueue === undefined || (e.stackQueue ?? e.taskQueue) === opts.taskQueue),
+        (opts.taskQueue === undefined ||
+          (e.stackQueue !== undefined
+            ? e.stackQueue === opts.taskQueue
+            : e.taskQueue === opts.taskQueue || (opts.dedicatedTaskQueues ?? []).includes(e.taskQueue))),
     )
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     .map((e): ScheduleChange => ({ id: e.id, action: 'delete', changes: [], existing: e }));
@@ -426,7 +434,7 @@ export async function existingSchedules(client: Client, ids: readonly string[]):
  */
 export async function syncSchedules(
   client: Client,
-  config: Pick<StackConfig, 'schedules'>,
+  config: Pick<StackConfig, 'schedules'> & { workers?: Pick<StackConfig['workers'], 'cpu'> },
   opts: SyncSchedulesOptions,
 ): Promise<ScheduleChange[]> {
   const seen = new Set<string>();
@@ -441,6 +449,9 @@ export async function syncSchedules(
   );
   const plan = diffSchedules(desired.map(comparableFromOptions), existing, {
     taskQueue: taskQueues(opts.baseTaskQueue).cpu,
+    dedicatedTaskQueues: (config.workers?.cpu.dedicated ?? []).map((d) =>
+      dedicatedCpuQueue(opts.baseTaskQueue, d.name),
+    ),
   });
   if (opts.dryRun) return plan;
 

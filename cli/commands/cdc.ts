@@ -57,12 +57,14 @@ async function withMerge<T>(
   cmd: Command,
   sourceName: string,
   work: (handle: ReturnType<Awaited<ReturnType<typeof clientFor>>['client']['workflow']['getHandle']>) => Promise<T>,
+  /** Also a change-file source's merge (only `quarantine replay` works on both). */
+  orFileMerge = false,
 ): Promise<T> {
   const g = globals(cmd);
   const { client, connection } = await clientFor(g, stackConfig(g));
   try {
-    // A PostgreSQL source's merge, else a change-file source's (`quarantine replay` works on both).
-    const ids = [cdcMergeWorkflowId(sourceName), cdcFileMergeWorkflowId(sourceName)];
+    // A PostgreSQL source's merge, else (when asked) a change-file source's.
+    const ids = [cdcMergeWorkflowId(sourceName), ...(orFileMerge ? [cdcFileMergeWorkflowId(sourceName)] : [])];
     for (const id of ids) {
       const handle = client.workflow.getHandle(id);
       const status = await handle.describe().then(
@@ -74,7 +76,7 @@ async function withMerge<T>(
       );
       if (status === 'RUNNING') return await work(handle);
     }
-    throw new Error(`no running merge for source "${sourceName}" (neither ${ids.join(' nor ')} is running)`);
+    throw new Error(`no running merge for source "${sourceName}" (${ids.join(' and ')}: not running)`);
   } finally {
     await connection.close();
   }
@@ -209,16 +211,20 @@ export function registerCdc(program: Command): void {
     .option('--error <kind>', 'only this error kind')
     .option('--id <id>', 'only this record id (full, from ls --json); repeatable', collect)
     .action(async (opts: { source: string; table?: string; error?: string; id?: string[] }, cmd: Command) => {
-      const result = await withMerge(cmd, opts.source, (h) =>
-        h.executeUpdate(cdcMergeReplayUpdate, {
-          args: [
-            {
-              ...(opts.table ? { table: opts.table } : {}),
-              ...(opts.error ? { errorKind: opts.error } : {}),
-              ...(opts.id ? { ids: opts.id } : {}),
-            },
-          ],
-        }),
+      const result = await withMerge(
+        cmd,
+        opts.source,
+        (h) =>
+          h.executeUpdate(cdcMergeReplayUpdate, {
+            args: [
+              {
+                ...(opts.table ? { table: opts.table } : {}),
+                ...(opts.error ? { errorKind: opts.error } : {}),
+                ...(opts.id ? { ids: opts.id } : {}),
+              },
+            ],
+          }),
+        true,
       );
       console.log(
         `selected ${result.selected}, replayed ${result.replayed}, still failing ${result.stillFailing}` +

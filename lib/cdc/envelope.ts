@@ -197,6 +197,7 @@ export function envelopeToJson(envelope: DebeziumEnvelope): string {
 export function changeEventToJson(event: ChangeEvent): string {
   const payload = envelopeToJson(event.envelope);
   if (!event.fieldSchemas) return payload;
-  const fields = JSON.stringify([...event.fieldSchemas.values()]);
+  // lossless-json, like the envelope: a schema parsed from a line can hold 64-bit integers (a column default).
+  const fields = stringify([...event.fieldSchemas.values()]) as string;
   return `{"schema":{"type":"struct","fields":[{"field":"after","type":"struct","optional":true,"fields":${fields}}]},"payload":${payload}}`;
 }

@@ -173,14 +173,16 @@ export async function findStaleFileReplays(
   keyNames: readonly string[],
   events: readonly ChangeEvent[],
 ): Promise<StaleReplay[]> {
-  const targets: { index: number; file: ChangeFileName; line: number; key: string }[] = [];
+  // Each target's keys: its own, and for an update that moved the key the old one too (replaying it deletes the old
+  // key's row, so a later re-insert of that key makes it stale as well).
+  const targets: { index: number; file: ChangeFileName; line: number; keys: string[] }[] = [];
   const from = new Map<string, bigint>();
   for (const [index, event] of events.entries()) {
     if (event.encoding !== 'debezium-json') continue;
     const at = changeFileOrigin(event.origin);
-    const key = fileEventKey(event, table, keyNames);
-    if (!at || key === undefined) continue;
-    targets.push({ index, ...at, key });
+    const keys = fileEventKeys(event, table, keyNames);
+    if (!at || keys.length === 0) continue;
+    targets.push({ index, ...at, keys });
     const partition = partitionKey(at.file);
     const earliest = from.get(partition);
     if (earliest === undefined || at.file.startOffset < earliest) from.set(partition, at.file.startOffset);
@@ -193,8 +195,9 @@ export async function findStaleFileReplays(
     if (name && earliest !== undefined && name.startOffset >= earliest) files.push(name);
   }
   files.sort(compareChangeFiles);
+  const listed = new Set(files.map((f) => f.uri));
   // The last change of each wanted key per partition: files in key order, lines in order, so the last seen wins.
-  const wanted = new Set(targets.map((t) => t.key));
+  const wanted = new Set(targets.flatMap((t) => t.keys));
   const last = new Map<string, { file: ChangeFileName; line: number; op: string }>();
   for (const file of files) {
     const lines = await readChangeFileLines(io, file);
@@ -215,16 +218,28 @@ export async function findStaleFileReplays(
   }
   const stale: StaleReplay[] = [];
   for (const t of targets) {
-    const latest = last.get(`${partitionKey(t.file)} ${t.key}`);
-    if (!latest) continue;
-    const order = compareChangeFiles(latest.file, t.file);
-    if (order > 0 || (order === 0 && latest.line > t.line)) {
+    if (!listed.has(t.file.uri)) {
+      // Sink retention removes the oldest files first: with the record's own file gone, the log after it may be
+      // gone too, and "no later change found" would prove nothing. Not applied, rather than maybe going back.
       stale.push({
         index: t.index,
-        reason:
-          `a later change of the key (op ${latest.op} at ${latest.file.uri}:${latest.line}) supersedes this ` +
-          `change at ${t.file.uri}:${t.line}`,
+        reason: `its change file ${t.file.uri} is no longer listed, so later changes of the key cannot be checked`,
       });
+      continue;
+    }
+    for (const key of t.keys) {
+      const latest = last.get(`${partitionKey(t.file)} ${key}`);
+      if (!latest) continue;
+      const order = compareChangeFiles(latest.file, t.file);
+      if (order > 0 || (order === 0 && latest.line > t.line)) {
+        stale.push({
+          index: t.index,
+          reason:
+            `a later change of the key (op ${latest.op} at ${latest.file.uri}:${latest.line}) supersedes this ` +
+            `change at ${t.file.uri}:${t.line}`,
+        });
+        break;
+      }
     }
   }
   return stale;

@@ -29,6 +29,7 @@ import {
 } from './metadata-json.js';
 import { partitionPath, partitionTupleOf, type PartitionSpec } from './partition-spec.js';
 import {
+  PARALLEL_MIN_ROWS,
   ParquetWriteError,
   writeParquetDataFile,
   type ColumnValues,
@@ -170,7 +171,11 @@ export async function writeGroupFiles(
       slices.push({ partition: group.partition, rows: group.rows.slice(start, start + maxRows), filePath });
     }
   }
-  const { limit, offload } = concurrentFileWrites(slices.length, options.writer?.parallelism);
+  const { limit, offload } = concurrentFileWrites(
+    slices.length,
+    options.writer?.parallelism,
+    Math.max(0, ...slices.map((s) => s.rows.length)),
+  );
   const files = await mapConcurrently(slices, limit, async ({ partition, rows, filePath }): Promise<DataFile> => {
     let written;
     try {
@@ -215,13 +220,19 @@ export async function writeGroupFiles(
 
 /**
  * How many of `files` Parquet files to write at once, and whether to encode them on pool workers. One file is
- * written on this thread (a small file's encode costs less than a hand-off). Several are written two per encoding
- * worker, each encoded on a worker: this thread builds the next file's Arrow data (and writes the finished ones)
- * while the workers encode, so a batch of many small files (a CDC merge writes one per bucket) uses the second core.
+ * written on this thread (a small file's encode costs less than a hand-off), and so are files large enough to be
+ * split across the workers anyway (`maxRows` ≥ the writer's parallel threshold: several at once would only hold
+ * several files' data in memory). Several small files are written two per encoding worker, each encoded on a
+ * worker when one is free: this thread builds the next file's Arrow data (and writes the finished ones) while the
+ * workers encode, so a batch of many small files (a CDC merge writes one per bucket) uses the second core.
  */
-export function concurrentFileWrites(files: number, parallelism?: number): { limit: number; offload: boolean } {
+export function concurrentFileWrites(
+  files: number,
+  parallelism?: number,
+  maxRows = 0,
+): { limit: number; offload: boolean } {
   const workers = Math.max(1, Math.floor(parallelism ?? Math.min(2, availableParallelism())));
-  if (files <= 1 || workers <= 1) return { limit: 1, offload: false };
+  if (files <= 1 || workers <= 1 || maxRows >= PARALLEL_MIN_ROWS) return { limit: 1, offload: false };
   return { limit: workers * 2, offload: true };
 }
 

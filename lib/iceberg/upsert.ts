@@ -629,7 +629,11 @@ async function writePositionDeletes(
   }
   const schema = currentSchema(metadata);
   const writeId = randomUUID();
-  const { limit, offload } = concurrentFileWrites(groups.size);
+  const { limit, offload } = concurrentFileWrites(
+    groups.size,
+    undefined,
+    Math.max(0, ...[...groups.values()].map((g) => g.paths.length)),
+  );
   return mapConcurrently([...groups.values()], limit, async (group, index): Promise<DataFile> => {
     const written = await writePositionDeleteFile({ filePaths: group.paths, positions: group.positions, offload });
     const spec = metadata.partitionSpecs.find((s) => s.specId === group.file.specId)!;

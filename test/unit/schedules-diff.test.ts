@@ -286,6 +286,15 @@ describe('diffSchedules', () => {
     const theirs = { ...mine, id: 'theirs-dedicated', stackQueue: 'other-base' };
     const plan = diffSchedules([], [theirs, mine], { taskQueue: BASE });
     expect(plan.map((c) => [c.id, c.action])).toEqual([['mine-dedicated', 'delete']]);
+    // One created before the memo carried stackQueue, then moved to a dedicated queue: known by the stack's queues.
+    const older = existingFrom(schedule({ id: 'older-moved', queue: 'maintenance' }));
+    expect(older.stackQueue).toBeUndefined();
+    expect(diffSchedules([], [older], { taskQueue: BASE }).map((c) => c.action)).toEqual([]);
+    expect(
+      diffSchedules([], [older], { taskQueue: BASE, dedicatedTaskQueues: [`${BASE}-maintenance`] }).map(
+        (c) => c.action,
+      ),
+    ).toEqual(['delete']);
   });
 
   it('with a task queue scope, leaves managed schedules of other stacks alone', () => {

@@ -53,7 +53,11 @@ export function integerProperty(metadata: TableMetadata, key: string, fallback: 
   return value;
 }
 
-/** Runs `work` over `items` with at most `limit` in flight, keeping the input order in the result. */
+/**
+ * Runs `work` over `items` with at most `limit` in flight, keeping the input order in the result. After a failure no
+ * further item starts, and the first error is thrown only once the items in flight have settled, so that nothing
+ * (a file write) still runs after this returns.
+ */
 export async function mapConcurrently<T, R>(
   items: readonly T[],
   limit: number,
@@ -61,10 +65,18 @@ export async function mapConcurrently<T, R>(
 ): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    for (let i = next++; i < items.length; i = next++) results[i] = await work(items[i] as T, i);
+  let failure: { error: unknown } | undefined;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    for (let i = next++; i < items.length && !failure; i = next++) {
+      try {
+        results[i] = await work(items[i] as T, i);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
   });
-  await Promise.all(workers);
+  await Promise.all(lanes);
+  if (failure) throw failure.error;
   return results;
 }
 

@@ -42,6 +42,15 @@ export function encodeInWorker(ipc: Uint8Array, options: ParquetEncodeOptions, p
   });
 }
 
+/**
+ * Whether a job sent now would start at once: nothing is queued and a worker is free or may still be started. Small
+ * files are offloaded only then, so that they never wait behind a large write's row groups (a compaction in the
+ * same process).
+ */
+export function encodePoolIdle(poolSize: number): boolean {
+  return queue.length === 0 && (workers.length < poolSize || workers.some((w) => w.job === undefined));
+}
+
 function dispatch(): void {
   while (queue.length > 0) {
     let free = workers.find((w) => w.job === undefined);

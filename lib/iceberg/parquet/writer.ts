@@ -18,7 +18,7 @@ import {
   type ColumnValues,
   type LeafStats,
 } from './column-builder.js';
-import { encodeInWorker } from './encode-pool.js';
+import { encodeInWorker, encodePoolIdle } from './encode-pool.js';
 import { ParquetWriteError } from './errors.js';
 import { annotateUuidColumns, joinParquetParts, readParquetFooter, type ParquetFooter } from './footer.js';
 import { encodeParquet, type ParquetEncodeOptions } from './wasm-encode.js';
@@ -45,7 +45,7 @@ export const DEFAULT_ROW_GROUP_BYTES = 128 * 1024 * 1024;
 export const DEFAULT_MAX_ROW_GROUP_ROWS = 1024 * 1024;
 
 /** Below this many rows a file is encoded on the calling thread: starting a worker would cost more. */
-const PARALLEL_MIN_ROWS = 100_000;
+export const PARALLEL_MIN_ROWS = 100_000;
 
 /** Options shared by the data-file and position-delete writers. */
 export interface ParquetWriteTuning {
@@ -75,8 +75,9 @@ export interface ParquetWriteTuning {
    */
   parallelism?: number;
   /**
-   * Encode on a pool worker even when the file is too small to split (with `parallelism` > 1). For callers that
-   * write several files at once: each file encodes on a worker while the calling thread builds the next one.
+   * Encode on a pool worker even when the file is too small to split (with `parallelism` > 1), if a worker is free
+   * right now (otherwise on this thread: a small file never waits behind another write's row groups). For callers
+   * that write several files at once: each file encodes on a worker while the calling thread builds the next one.
    * @default false
    */
   offload?: boolean;
@@ -154,7 +155,8 @@ export async function writeParquetDataFile(options: WriteParquetDataFileOptions)
   };
   const useWorkers =
     parallelism > 1 &&
-    ((rowCount >= PARALLEL_MIN_ROWS && groupRows < rowCount) || (options.offload === true && rowCount > 0));
+    ((rowCount >= PARALLEL_MIN_ROWS && groupRows < rowCount) ||
+      (options.offload === true && rowCount > 0 && encodePoolIdle(parallelism)));
   const parts: Promise<Uint8Array>[] = [];
   try {
     for (let start = 0; start === 0 || start < rowCount; start += groupRows) {

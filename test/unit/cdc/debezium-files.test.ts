@@ -208,6 +208,14 @@ describe('reading change files', () => {
     const table = { source: { schema: 'public', table: 'orders' }, schema };
     const columns = (e: typeof event) => collapseChanges([e], { tables: [table] }).tables.get('public.orders')!.columns;
     expect(columns(again).get(2)).toEqual(columns(event).get(2)); // 2.31 both times, not bytes
+    // A 64-bit default in the Connect schema (lossless-json reads it as a bigint) survives too.
+    const big = parseChangeLine(
+      line.replace('{"field":"id","type":"int64"}', '{"field":"id","type":"int64","default":9223372036854775807}'),
+      'f:5',
+      0,
+    );
+    expect(big.fieldSchemas?.get('id')).toMatchObject({ default: 9223372036854775807n });
+    expect(parseChangeLine(changeEventToJson(big), 'f:5', 0).fieldSchemas).toEqual(big.fieldSchemas);
     // An event without Connect schemas stays a bare envelope.
     const bare = parseChangeLine(line.replace(/^\{"schema":.*?,"payload":/, '').slice(0, -1), 'f:4', 0);
     expect(bare.fieldSchemas).toBeUndefined();
@@ -256,6 +264,33 @@ describe('reading change files', () => {
     );
     expect(movedStale.map((s) => s.reason)).toEqual([
       `a later change of the key (op u at ${file(1)}:1) supersedes this change at ${file(0)}:1`,
+    ]);
+    // A replayed update that moved the key deletes the old key's row: stale when the old key came back later.
+    const back = memoryIO({
+      [file(0)]: line('u', { id: 7, name: 'x' }, { id: 8, name: 'x' }),
+      [file(1)]: line('c', null, { id: 7, name: 'again' }),
+    });
+    const move = at(file(0), 1, line('u', { id: 7, name: 'x' }, { id: 8, name: 'x' }));
+    const moveStale = await findStaleFileReplays(
+      back,
+      's3://lake/topics/',
+      { schema: 'public', table: 'orders' },
+      ['id'],
+      [move],
+    );
+    expect(moveStale.map((s) => s.reason)).toEqual([
+      `a later change of the key (op c at ${file(1)}:1) supersedes this change at ${file(0)}:1`,
+    ]);
+    // A record whose own file is gone (sink retention) cannot be checked: not applied.
+    const gone = await findStaleFileReplays(
+      memoryIO({ [file(9)]: line('u', { id: 1 }, { id: 1, name: 'z' }) }),
+      's3://lake/topics/',
+      { schema: 'public', table: 'orders' },
+      ['id'],
+      [at(file(0), 1, line('c', null, { id: 1, name: 'a' }))],
+    );
+    expect(gone.map((s) => s.reason)).toEqual([
+      `its change file ${file(0)} is no longer listed, so later changes of the key cannot be checked`,
     ]);
     // Another table's events and events without a file origin are not judged.
     const other = parseChangeLine(
