@@ -3,7 +3,7 @@ import type { Duration } from '@temporalio/common';
 // @temporalio/proto is CommonJS and Node's ESM loader cannot see its named exports, so take the default export.
 import proto from '@temporalio/proto';
 import { SEARCH_ATTRIBUTE_KEYS, cliTypeName } from '../schemas/search-attributes.js';
-import { taskQueues } from '../schemas/task-queues.js';
+import { dedicatedCpuQueue, taskQueues } from '../schemas/task-queues.js';
 
 const { temporal } = proto;
 const IndexedValueType = temporal.api.enums.v1.IndexedValueType;
@@ -152,7 +152,11 @@ export interface PollerTarget {
  * The queues a stack needs polled: the cpu queue (workflow and activity tasks), the shared GPU queue, and each
  * configured GPU host's own queue (activity tasks).
  */
-export function pollerTargets(baseTaskQueue: string, gpuHosts: readonly string[]): PollerTarget[] {
+export function pollerTargets(
+  baseTaskQueue: string,
+  gpuHosts: readonly string[],
+  dedicatedQueues: readonly string[] = [],
+): PollerTarget[] {
   const queues = taskQueues(baseTaskQueue);
   const cpuHint = 'start the cpu pool: `npm run sluice -- worker --pool cpu` (or `npm run sluice -- up` locally)';
   const anyGpu = gpuHosts[0] ?? '<host>';
@@ -169,6 +173,14 @@ export function pollerTargets(baseTaskQueue: string, gpuHosts: readonly string[]
       type: 'activity',
       startHint: `start GPU host "${host}": \`npm run sluice -- worker --pool gpu --host ${host}\``,
     })),
+    ...dedicatedQueues.flatMap((name): PollerTarget[] => {
+      const startHint = `start its cpu workers: \`npm run sluice -- worker --pool cpu --queue ${name}\``;
+      const queue = dedicatedCpuQueue(baseTaskQueue, name);
+      return [
+        { queue, type: 'workflow', startHint },
+        { queue, type: 'activity', startHint },
+      ];
+    }),
   ];
 }
 
@@ -326,6 +338,8 @@ export interface DoctorOptions {
   baseTaskQueue: string;
   /** GPU host names from temporal-dev.yml (`workers.gpu.hosts[].name`); each needs a poller on its own queue. */
   gpuHosts: readonly string[];
+  /** Dedicated CPU queue names (`workers.cpu.dedicated[].name`); each needs workflow and activity pollers. */
+  dedicatedQueues?: readonly string[];
   /** How long to wait for the server. @default '5s' */
   connectTimeout?: Duration;
   /** Loads optional packages. @default a dynamic `import()` */
@@ -356,7 +370,7 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorCheck[]> {
       checks.push(namespaceCheck);
       if (namespaceCheck.ok) {
         checks.push(await checkSearchAttributes(connection, opts.namespace));
-        for (const target of pollerTargets(opts.baseTaskQueue, opts.gpuHosts)) {
+        for (const target of pollerTargets(opts.baseTaskQueue, opts.gpuHosts, opts.dedicatedQueues)) {
           checks.push(await checkPollers(connection, opts.namespace, target));
         }
       }

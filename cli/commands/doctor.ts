@@ -33,6 +33,7 @@ export function registerDoctor(program: Command): void {
         namespace,
         baseTaskQueue: baseTaskQueue(config),
         gpuHosts: config.workers.gpu.hosts.map((h) => h.name),
+        dedicatedQueues: config.workers.cpu.dedicated.map((d) => d.name),
         inferenceProvider: sluiceEnv.inference.provider,
       });
       for (const line of formatDoctorReport(checks)) console.log(line);

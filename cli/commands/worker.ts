@@ -37,6 +37,13 @@ export function registerWorker(program: Command): void {
         }
       }
       if (opts.queue !== undefined && opts.pool !== 'cpu') throw new Error('--queue is for the cpu pool only');
+      const dedicated = config.workers.cpu.dedicated.map((d) => d.name);
+      if (opts.queue !== undefined && !dedicated.includes(opts.queue)) {
+        throw new Error(
+          `--queue ${opts.queue}: not declared in temporal-dev.yml workers.cpu.dedicated ` +
+            `(${dedicated.length ? dedicated.join(', ') : 'none declared'}); no schedule would run there`,
+        );
+      }
       const slots = opts.slots === undefined ? undefined : Number(opts.slots);
       if (slots !== undefined && !(Number.isInteger(slots) && slots >= 1)) {
         throw new Error(`--slots must be an integer ≥ 1, not "${opts.slots}"`);
