@@ -167,30 +167,11 @@ export function createCdcActivities(deps: CdcActivityDeps) {
     const stopHeartbeats = keepHeartbeating(() => ({ phase, rowsCopied }));
     try {
       const existing = await loadIfExists(catalog, input.icebergTable);
-      if (existing) {
-        const snapshot = currentSnapshot(existing.metadata);
-        const watermark = readWatermark(snapshot?.summary);
-        if (watermark !== undefined) {
-          // Done by an earlier attempt or run. The merge needs the slot, so a missing one is an error here.
-          await withClient(input.connectionString, (c) => readSlotStatus(c, input.slot));
-          return {
-            icebergTable: input.icebergTable,
-            key: keyNames(currentSchema(existing.metadata)),
-            rowsCopied: 0,
-            quarantined: 0,
-            watermark: formatLsn(watermark),
-            snapshotId: snapshot ? String(snapshot.snapshotId) : null,
-            alreadyOnboarded: true,
-          };
-        }
-        if (snapshot) {
-          throw typedFailure(
-            'InvalidInput',
-            `Iceberg table "${input.icebergTable}" already exists and has data but no CDC watermark ` +
-              `(${CDC_WATERMARK_PROPERTY}), so cdc-onboard did not write it; choose another icebergTable or drop ` +
-              'that table',
-          );
-        }
+      const done = existing && alreadyOnboarded(input.icebergTable, existing.metadata);
+      if (done) {
+        // Done by an earlier attempt or run. The merge needs the slot, so a missing one is an error here.
+        await withClient(input.connectionString, (c) => readSlotStatus(c, input.slot));
+        return done;
       }
 
       const source = await withClient(input.connectionString, (c) => readSourceTable(c, sourceTable));
@@ -770,6 +751,37 @@ async function loadIfExists(catalog: SqlCatalog, table: string) {
 
 function keyFieldsOf(schema: Schema): NestedField[] {
   return schema.identifierFieldIds.map((id) => schema.fields.find((f) => f.id === id)!);
+}
+
+/**
+ * The onboarding result of an Iceberg table that a CDC onboarding already wrote (its snapshot carries the
+ * watermark), `undefined` for a table without snapshots (an earlier attempt died before its first commit).
+ *
+ * @throws ApplicationFailure `InvalidInput` for a table with data but no watermark: not Sluice's to overwrite.
+ */
+export function alreadyOnboarded(icebergTable: string, metadata: TableMetadata): OnboardTableResult | undefined {
+  const snapshot = currentSnapshot(metadata);
+  const watermark = readWatermark(snapshot?.summary);
+  if (watermark !== undefined) {
+    return {
+      icebergTable,
+      key: keyNames(currentSchema(metadata)),
+      rowsCopied: 0,
+      quarantined: 0,
+      watermark: formatLsn(watermark),
+      snapshotId: snapshot ? String(snapshot.snapshotId) : null,
+      alreadyOnboarded: true,
+    };
+  }
+  if (snapshot) {
+    throw typedFailure(
+      'InvalidInput',
+      `Iceberg table "${icebergTable}" already exists and has data but no CDC watermark ` +
+        `(${CDC_WATERMARK_PROPERTY}), so cdc-onboard did not write it; choose another icebergTable or drop ` +
+        'that table',
+    );
+  }
+  return undefined;
 }
 
 /** The names of the table's identifier (key) columns. */

@@ -66,6 +66,7 @@ import { resolveSourceConnection } from '../lib/cdc/source-secret.js';
 import { OnboardTableInput, type OnboardTableResult } from '../schemas/cdc.js';
 import { bucketColumnOf, bucketSpec, ensureTableNamespace } from '../lib/cdc/base-table.js';
 import {
+  alreadyOnboarded,
   CDC_SOURCE_TABLE_PROPERTY,
   currentRowsByKey,
   keyNames,
@@ -408,9 +409,8 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
       ? await catalog.loadTable(input.icebergTable)
       : undefined;
     if (existing) {
-      const snapshot = currentSnapshot(existing.metadata);
-      const watermark = readWatermark(snapshot?.summary);
-      if (watermark !== undefined) {
+      const done = alreadyOnboarded(input.icebergTable, existing.metadata);
+      if (done) {
         if (existing.metadata.properties[CDC_SOURCE_TABLE_PROPERTY] !== input.table) {
           throw typedFailure(
             'InvalidInput',
@@ -418,23 +418,9 @@ export function createCdcOperatorActivities(deps: CdcActivityDeps) {
               `("${existing.metadata.properties[CDC_SOURCE_TABLE_PROPERTY] ?? '?'}"); choose another icebergTable`,
           );
         }
-        return {
-          icebergTable: input.icebergTable,
-          key: keyNames(currentSchema(existing.metadata)),
-          rowsCopied: 0,
-          quarantined: 0,
-          watermark: formatLsn(watermark),
-          snapshotId: snapshot ? String(snapshot.snapshotId) : null,
-          alreadyOnboarded: true,
-        };
+        return done;
       }
-      if (snapshot) {
-        throw typedFailure(
-          'InvalidInput',
-          `Iceberg table "${input.icebergTable}" already exists and has data but no CDC watermark; choose another ` +
-            'icebergTable or drop that table',
-        );
-      }
+      // No snapshot: an earlier attempt died before its first commit.
       await catalog.dropTable(input.icebergTable, { purge: true });
     }
     const sourceTable = await withClient(input.connectionString, (c) =>
