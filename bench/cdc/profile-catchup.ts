@@ -19,6 +19,7 @@ import { createOrdersTable } from '../../lib/stack/demo-workload.js';
 import { startPostgresCluster } from '../../lib/stack/postgres-cluster.js';
 import { createSourcePools, openWarehouse } from '../../lib/stack/warehouse.js';
 import type { MergeBatchResult } from '../../schemas/cdc.js';
+import { writeOrdersBacklog } from './backlog.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string, fallback: number) => {
@@ -92,24 +93,7 @@ async function run(): Promise<void> {
       slot: 'sluice_prof',
       publication: 'sluice_prof',
     });
-    let written = 0;
-    let next = ROWS + 1;
-    for (let k = 0; written < CHANGES; k++) {
-      const lo = (k * 10_000) % ROWS;
-      await db.query('BEGIN');
-      await db.query(
-        `UPDATE orders SET status = 'paid', amount = amount + 1, updated_at = now() WHERE id > $1 AND id <= $1 + 6000`,
-        [lo],
-      );
-      await db.query(
-        `INSERT INTO orders SELECT g, 'late ' || g, 'new', g % 1000, now() FROM generate_series($1::bigint, $1 + 2499) g`,
-        [next],
-      );
-      await db.query('DELETE FROM orders WHERE id > $1 + 6000 AND id <= $1 + 7500', [lo]);
-      await db.query('COMMIT');
-      next += 2500;
-      written += 10_000;
-    }
+    await writeOrdersBacklog(db, ROWS, CHANGES);
     const slotRow = async () =>
       (
         await db.query<{ restart: string; confirmed: string }>(

@@ -40,6 +40,7 @@ import { PROGRESS_QUERY } from '../../schemas/progress.js';
 import { StackConfig } from '../../schemas/stack-config.js';
 import { writeWorkflowBundle } from '../../workers/workflow-bundle.js';
 import { median, quantile, writeResults, type Figure } from '../lib/results.js';
+import { writeOrdersBacklog } from './backlog.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string, fallback: number) => {
@@ -726,25 +727,7 @@ async function catchUp(stack: Stack, figures: Figure[], notes: string[]): Promis
   await createOrdersTable(db, ROWS);
   const onboarded = await onboard(stack, database, sourceName, false, {});
   log(`catch-up: onboarded in ${onboarded.seconds.toFixed(1)} s; writing a backlog of ${BACKLOG} changes`);
-  // Transactions of 10,000 changes: 6,000 updates, 2,500 inserts, 1,500 deletes, on distinct keys.
-  let changes = 0;
-  let next = ROWS + 1;
-  for (let k = 0; changes < BACKLOG; k++) {
-    const lo = (k * 10_000) % ROWS;
-    await db.query('BEGIN');
-    await db.query(
-      `UPDATE orders SET status = 'paid', amount = amount + 1, updated_at = now() WHERE id > $1 AND id <= $1 + 6000`,
-      [lo],
-    );
-    await db.query(
-      `INSERT INTO orders SELECT g, 'late ' || g, 'new', g % 1000, now() FROM generate_series($1::bigint, $1 + 2499) g`,
-      [next],
-    );
-    await db.query('DELETE FROM orders WHERE id > $1 + 6000 AND id <= $1 + 7500', [lo]);
-    await db.query('COMMIT');
-    next += 2500;
-    changes += 10_000;
-  }
+  const changes = await writeOrdersBacklog(db, ROWS, BACKLOG);
   const target = await currentLsn(db);
   log(`catch-up: backlog of ${changes} changes written; starting the merge`);
   const cpuBefore = cpuSeconds(stack.worker.child.pid!);
